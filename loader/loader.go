@@ -349,6 +349,35 @@ func modeOfLink(ifindex int) AttachMode {
 // ModeAuto when that is unknown or it is not attached.
 func (d *Dataplane) Mode() AttachMode { return d.mode }
 
+// Status says what is attached: the mode and the kernel's ids of the
+// program and the link (the link outlives agent restarts, the program is
+// replaced by each).
+type Status struct {
+	Mode      AttachMode
+	ProgramID uint32
+	LinkID    uint32
+}
+
+// Status reports the attachment. LinkID is 0 when loaded without attaching.
+func (d *Dataplane) Status() (Status, error) {
+	st := Status{Mode: d.mode}
+	pi, err := d.objs.XdpDirector.Info()
+	if err != nil {
+		return st, fmt.Errorf("program info: %w", err)
+	}
+	if id, ok := pi.ID(); ok {
+		st.ProgramID = uint32(id)
+	}
+	if d.link != nil {
+		li, err := d.link.Info()
+		if err != nil {
+			return st, fmt.Errorf("link info: %w", err)
+		}
+		st.LinkID = uint32(li.ID)
+	}
+	return st, nil
+}
+
 // Sizes returns the dimensions the maps were made with.
 func (d *Dataplane) Sizes() Sizes { return d.sizes }
 

@@ -577,7 +577,7 @@ func TestDownAndDrain(t *testing.T) {
 	}
 
 	// Down real 2: its flow is re-picked from the table.
-	tbl = f.setTable(1, 3)
+	f.setTable(1, 3)
 	if err := f.d.SetRealState(2, RealDown); err != nil {
 		t.Fatal(err)
 	}
@@ -602,8 +602,7 @@ func TestDownAndDrain(t *testing.T) {
 func TestReusedRealIDDropsOldFlows(t *testing.T) {
 	f := newFixture(t)
 	f.service(VIPKey{vip4, 80, TCP}, 1, 0, 1, 2)
-	tbl := f.setTable(1, 1)
-	_ = tbl
+	f.setTable(1, 1)
 	f.expectTX(tcp4(client4, 7000, vip4, 80), 1)
 	f.setTable(1, 2)
 	if err := f.d.RemoveReal(1); err != nil {
