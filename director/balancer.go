@@ -84,6 +84,7 @@ type Balancer struct {
 type adoptedReal struct {
 	id    uint32
 	state loader.RealState
+	mac   net.HardwareAddr
 }
 
 type realKey struct {
@@ -141,7 +142,7 @@ func NewBalancer(dp Dataplane) (*Balancer, error) {
 		return nil, fmt.Errorf("adopt reals: %w", err)
 	}
 	for id, r := range reals {
-		b.adoptedReals[realKey{r.VIPID, r.Addr}] = adoptedReal{id, r.State}
+		b.adoptedReals[realKey{r.VIPID, r.Addr}] = adoptedReal{id, r.State, r.MAC}
 		b.realIDs.take(id)
 	}
 	return b, nil
@@ -169,6 +170,20 @@ func (b *Balancer) Prune() error {
 		delete(b.adoptedReals, k)
 	}
 	return errors.Join(errs...)
+}
+
+// Adopted tells what the dataplane held for a real when the balancer
+// started, before the config claimed it: a restarted agent starts the real's
+// health checks in that state rather than assuming up.
+func (b *Balancer) Adopted(k loader.VIPKey, addr netip.Addr) (loader.RealState, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	v, ok := b.adoptedVIPs[k]
+	if !ok {
+		return 0, false
+	}
+	a, ok := b.adoptedReals[realKey{v.ID, addr}]
+	return a.state, ok
 }
 
 var (
@@ -316,6 +331,9 @@ func (b *Balancer) AddReal(k loader.VIPKey, spec RealSpec) error {
 		// its state until apply has rebuilt the table.
 		delete(b.adoptedReals, rk)
 		r.id, r.state, r.inTable = a.id, a.state, a.state == loader.RealUp
+		if r.mac == nil && a.state != loader.RealDown {
+			r.mac = a.mac // until the resolver answers
+		}
 	} else if r.id, ok = b.realIDs.get(); !ok {
 		return fmt.Errorf("real %v: %w (max %d reals)", spec.Addr, ErrFull, b.dp.Sizes().MaxReals)
 	}

@@ -323,6 +323,9 @@ func TestBalancerAdoptsAndPrunes(t *testing.T) {
 			}
 		}
 	}
+	if err := first.SetHealth(vip, rs2, false); err != nil {
+		t.Fatal(err)
+	}
 	table := dp.Table(1)
 
 	// The agent restarts: a new balancer over the same dataplane, and a
@@ -331,13 +334,22 @@ func TestBalancerAdoptsAndPrunes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if st, ok := second.Adopted(vip, rs1); !ok || st != loader.RealUp {
+		t.Fatalf("adopted rs1: %v %v", st, ok)
+	}
+	if st, ok := second.Adopted(vip, rs2); !ok || st != loader.RealDown {
+		t.Fatalf("adopted rs2: %v %v", st, ok)
+	}
 	if err := second.AddService(ServiceSpec{Key: vip}); err != nil {
 		t.Fatal(err)
 	}
-	for _, a := range []netip.Addr{rs2, rs1} { // another order
-		if err := second.AddReal(vip, RealSpec{Addr: a, Weight: 1, MAC: macOf(a), Healthy: true}); err != nil {
-			t.Fatal(err)
-		}
+	// Another order; MACs not resolved yet (the adopted ones are used);
+	// health as adopted.
+	if err := second.AddReal(vip, RealSpec{Addr: rs2, Weight: 1, Healthy: false}); err != nil {
+		t.Fatal(err)
+	}
+	if err := second.AddReal(vip, RealSpec{Addr: rs1, Weight: 1, Healthy: true}); err != nil {
+		t.Fatal(err)
 	}
 	if err := second.Prune(); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,222 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"sort"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/directorlb/director/director/api"
+	"github.com/urfave/cli/v2"
+)
+
+func ctlCommand() *cli.Command {
+	socket := &cli.StringFlag{Name: "socket", Value: api.DefaultSocket, Usage: "the agent's control socket", EnvVars: []string{"DIRECTOR_SOCKET"}}
+	asJSON := &cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"}
+	client := func(c *cli.Context) *api.Client { return api.NewClient(c.String("socket")) }
+	return &cli.Command{
+		Name:  "ctl",
+		Usage: "inspect and change a running agent",
+		Flags: []cli.Flag{socket, asJSON},
+		Subcommands: []*cli.Command{
+			{
+				Name:  "status",
+				Usage: "the node: interfaces, VRRP, VIPs, packet counters",
+				Action: func(c *cli.Context) error {
+					st, err := client(c).Status(c.Context)
+					if err != nil {
+						return fail(err)
+					}
+					return show(c, st, func(w io.Writer) { printStatus(w, st) })
+				},
+			},
+			{
+				Name:  "vip",
+				Usage: "VIPs",
+				Subcommands: []*cli.Command{{
+					Name:  "list",
+					Usage: "list VIPs with their traffic",
+					Action: func(c *cli.Context) error {
+						vips, err := client(c).VIPs(c.Context)
+						if err != nil {
+							return fail(err)
+						}
+						return show(c, vips, func(w io.Writer) { printVIPs(w, vips) })
+					},
+				}},
+			},
+			{
+				Name:  "real",
+				Usage: "real servers",
+				Subcommands: []*cli.Command{
+					{
+						Name:      "list",
+						Usage:     "list the reals of one VIP, or of all",
+						ArgsUsage: "[VIP]",
+						Action: func(c *cli.Context) error {
+							cl := client(c)
+							var names []string
+							if c.NArg() > 0 {
+								names = []string{c.Args().First()}
+							} else {
+								vips, err := cl.VIPs(c.Context)
+								if err != nil {
+									return fail(err)
+								}
+								for _, v := range vips {
+									names = append(names, v.Name)
+								}
+							}
+							var all []api.Real
+							for _, n := range names {
+								reals, err := cl.Reals(c.Context, n)
+								if err != nil {
+									return fail(err)
+								}
+								all = append(all, reals...)
+							}
+							return show(c, all, func(w io.Writer) { printReals(w, all) })
+						},
+					},
+					{
+						Name:      "add",
+						Usage:     "add a real to a VIP",
+						ArgsUsage: "VIP ADDR",
+						Flags:     []cli.Flag{&cli.UintFlag{Name: "weight", Value: 1, Usage: "weight, 0-256"}},
+						Action: realAction(client, func(c *cli.Context, cl *api.Client, vip string, a netip.Addr) error {
+							w := uint32(c.Uint("weight"))
+							return cl.AddReal(c.Context, vip, a, &w)
+						}),
+					},
+					{
+						Name: "remove", Usage: "remove a real from a VIP (its flows are re-picked)", ArgsUsage: "VIP ADDR",
+						Action: realAction(client, func(c *cli.Context, cl *api.Client, vip string, a netip.Addr) error {
+							return cl.RemoveReal(c.Context, vip, a)
+						}),
+					},
+					{
+						Name: "drain", Usage: "weight 0: existing flows finish, no new ones", ArgsUsage: "VIP ADDR",
+						Action: realAction(client, func(c *cli.Context, cl *api.Client, vip string, a netip.Addr) error {
+							return cl.DrainReal(c.Context, vip, a)
+						}),
+					},
+					{
+						Name: "enable", Usage: "undo drain", ArgsUsage: "VIP ADDR",
+						Action: realAction(client, func(c *cli.Context, cl *api.Client, vip string, a netip.Addr) error {
+							return cl.EnableReal(c.Context, vip, a)
+						}),
+					},
+					{
+						Name: "weight", Usage: "set a real's weight (0-256)", ArgsUsage: "VIP ADDR N",
+						Action: func(c *cli.Context) error {
+							if c.NArg() != 3 {
+								return cli.Exit("usage: director ctl real weight VIP ADDR N", 2)
+							}
+							n, err := strconv.ParseUint(c.Args().Get(2), 10, 32)
+							if err != nil {
+								return cli.Exit(fmt.Sprintf("weight %q is not a number", c.Args().Get(2)), 2)
+							}
+							return realAction(client, func(c *cli.Context, cl *api.Client, vip string, a netip.Addr) error {
+								return cl.SetWeight(c.Context, vip, a, uint32(n))
+							})(c)
+						},
+					},
+				},
+			},
+			{
+				Name:  "reload",
+				Usage: "re-read the config file; an invalid one is rejected and the running config kept",
+				Action: func(c *cli.Context) error {
+					if err := client(c).Reload(c.Context); err != nil {
+						return fail(err)
+					}
+					fmt.Fprintln(c.App.Writer, "reloaded")
+					return nil
+				},
+			},
+		},
+	}
+}
+
+func realAction(client func(*cli.Context) *api.Client, do func(*cli.Context, *api.Client, string, netip.Addr) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if c.NArg() < 2 {
+			return cli.Exit("usage: director ctl real "+c.Command.Name+" VIP ADDR", 2)
+		}
+		addr, err := netip.ParseAddr(c.Args().Get(1))
+		if err != nil {
+			return cli.Exit(fmt.Sprintf("%q is not an IP address", c.Args().Get(1)), 2)
+		}
+		if err := do(c, client(c), c.Args().First(), addr); err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(c.App.Writer, "%s %s: %s done\n", c.Args().First(), addr, c.Command.Name)
+		return nil
+	}
+}
+
+// fail exits 1 with the agent's message (3 when there is no agent).
+func fail(err error) error {
+	if errors.Is(err, api.ErrNoAgent) {
+		return cli.Exit(err.Error(), 3)
+	}
+	return cli.Exit(err.Error(), 1)
+}
+
+func show(c *cli.Context, v any, table func(io.Writer)) error {
+	if c.Bool("json") {
+		enc := json.NewEncoder(c.App.Writer)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
+	table(tw)
+	return tw.Flush()
+}
+
+func printStatus(w io.Writer, st api.Status) {
+	fmt.Fprintf(w, "node\t%s\nversion\t%s\nup since\t%s\nconfig\t%s\n", st.Node, st.Version, st.StartedAt.Format(time.RFC3339), st.Config)
+	fmt.Fprintf(w, "VIPs\t%d\nreals up\t%d of %d\n", st.VIPs, st.RealsUp, st.Reals)
+	for _, i := range st.Interfaces {
+		fmt.Fprintf(w, "interface\t%s: XDP %s, program %d, link %d\n", i.Name, i.Mode, i.ProgramID, i.LinkID)
+	}
+	for _, v := range st.VRRP {
+		fmt.Fprintf(w, "vrrp %s\t%s, priority %d (base %d), master %s, since %s\n", v.Name, v.State, v.Priority, v.Base, v.Master, v.Since.Format(time.TimeOnly))
+	}
+	keys := make([]string, 0, len(st.Packets))
+	for k := range st.Packets {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(w, "packets %s\t%d\n", k, st.Packets[k])
+	}
+}
+
+func printVIPs(w io.Writer, vips []api.VIP) {
+	fmt.Fprintln(w, "NAME\tADDRESS\tMODE\tSCHED\tREALS UP\tPACKETS\tBYTES\tNEW FLOWS")
+	for _, v := range vips {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d/%d\t%d\t%d\t%d\n", v.Name, v.Address, v.Mode, v.Scheduler, v.RealsUp, v.Reals, v.Packets, v.Bytes, v.NewFlows)
+	}
+}
+
+func printReals(w io.Writer, reals []api.Real) {
+	fmt.Fprintln(w, "VIP\tREAL\tSTATE\tWEIGHT\tCHECK\tLATENCY\tSINCE\tPACKETS\tBYTES\tNEW FLOWS")
+	for _, r := range reals {
+		check := r.LastCheck
+		if r.Cause != "" {
+			check = r.Cause
+		}
+		since := "-"
+		if !r.Since.IsZero() {
+			since = time.Since(r.Since).Truncate(time.Second).String()
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%d\t%d\t%d\n", r.VIP, r.Address, r.State, r.Weight, check,
+			r.Latency.Round(time.Microsecond), since, r.Packets, r.Bytes, r.NewFlows)
+	}
+}

@@ -1,0 +1,124 @@
+// Package api is the agent's control interface: HTTP+JSON over a unix
+// socket, served by the agent and spoken by `director ctl` and the stats
+// page.
+package api
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"time"
+)
+
+// DefaultSocket is where the agent listens unless configured otherwise.
+const DefaultSocket = "/run/director/director.sock"
+
+// Status is the whole node at a glance.
+type Status struct {
+	Node       string            `json:"node"`
+	Version    string            `json:"version"`
+	StartedAt  time.Time         `json:"started_at"`
+	Config     string            `json:"config"`
+	Interfaces []Interface       `json:"interfaces"`
+	VRRP       []VRRPInstance    `json:"vrrp,omitempty"`
+	VIPs       int               `json:"vips"`
+	RealsUp    int               `json:"reals_up"`
+	Reals      int               `json:"reals"`
+	Packets    map[string]uint64 `json:"packets"` // by reason: tx, pass_not_vip, drop_malformed...
+}
+
+// Interface is an interface the XDP program is attached to.
+type Interface struct {
+	Name      string `json:"name"`
+	Mode      string `json:"mode"` // native or generic
+	ProgramID uint32 `json:"program_id"`
+	LinkID    uint32 `json:"link_id"`
+}
+
+// VRRPInstance is one VRRP instance's state.
+type VRRPInstance struct {
+	Name     string    `json:"name"`
+	State    string    `json:"state"` // MASTER, BACKUP, FAULT, INIT
+	Priority int       `json:"priority"`
+	Base     int       `json:"base_priority"`
+	Master   string    `json:"master,omitempty"`
+	Since    time.Time `json:"since"`
+}
+
+// Counters are a VIP's or a real's traffic.
+type Counters struct {
+	Packets  uint64 `json:"packets"`
+	Bytes    uint64 `json:"bytes"`
+	NewFlows uint64 `json:"new_flows"`
+}
+
+// VIP is a service.
+type VIP struct {
+	Name      string `json:"name"`
+	Address   string `json:"address"` // 10.0.0.1:80/tcp; port 0 = every port
+	Interface string `json:"interface"`
+	Scheduler string `json:"scheduler"` // maglev or source
+	Mode      string `json:"mode"`      // l4 or local
+	AllDown   string `json:"on_all_down"`
+	Reals     int    `json:"reals"`
+	RealsUp   int    `json:"reals_up"`
+	Counters
+}
+
+// Real is a real server of a VIP.
+type Real struct {
+	VIP     string `json:"vip"`
+	Address string `json:"address"`
+	// State is what the dataplane does with it: up (new and existing
+	// flows), drain (existing flows only), down (none).
+	State   string `json:"state"`
+	Weight  uint32 `json:"weight"`
+	Drained bool   `json:"drained"`
+	Healthy bool   `json:"healthy"`
+	MAC     string `json:"mac,omitempty"`
+	Sorry   bool   `json:"sorry_server,omitempty"`
+	// Why the real is where it is: the last check's cause, or
+	// "unresolved: ..." for a real whose MAC is unknown.
+	Cause     string        `json:"cause,omitempty"`
+	Since     time.Time     `json:"since"`
+	LastCheck string        `json:"last_check,omitempty"`
+	Latency   time.Duration `json:"latency_ns"`
+	Counters
+}
+
+// AddReal is the body of POST /v1/vips/{vip}/reals.
+type AddReal struct {
+	Address string  `json:"address"`
+	Weight  *uint32 `json:"weight,omitempty"`
+}
+
+// SetWeight is the body of PUT .../weight.
+type SetWeight struct {
+	Weight uint32 `json:"weight"`
+}
+
+// Error is the body of every non-2xx answer.
+type Error struct {
+	Error string `json:"error"`
+}
+
+// Errors the agent returns, mapped to HTTP statuses.
+var (
+	ErrNotFound = errors.New("not found")      // 404
+	ErrConflict = errors.New("already exists") // 409
+	ErrInvalid  = errors.New("invalid")        // 400
+)
+
+// Ops is what the agent does for ctl. Every change is applied to the
+// dataplane before it returns, or not at all.
+type Ops interface {
+	Status(ctx context.Context) (Status, error)
+	VIPs(ctx context.Context) ([]VIP, error)
+	Reals(ctx context.Context, vip string) ([]Real, error)
+	AddReal(ctx context.Context, vip string, addr netip.Addr, weight *uint32) error
+	RemoveReal(ctx context.Context, vip string, addr netip.Addr) error
+	DrainReal(ctx context.Context, vip string, addr netip.Addr) error
+	EnableReal(ctx context.Context, vip string, addr netip.Addr) error
+	SetWeight(ctx context.Context, vip string, addr netip.Addr, weight uint32) error
+	Reload(ctx context.Context) error
+}
