@@ -193,6 +193,20 @@ static __always_inline __u32 hash_source(const struct flow_key *fk, __u32 seed)
 	return c;
 }
 
+/*
+ * A 16-bit length field in host order, with bounds older verifiers can see:
+ * 6.1 and 6.12 lose a register's bounds through a byte swap and then refuse
+ * to add it to a packet pointer. The empty asm keeps clang from folding away
+ * the mask that restores them.
+ */
+static __always_inline __u32 len16(__be16 v)
+{
+	__u32 x = bpf_ntohs(v);
+
+	asm volatile("" : "+r"(x));
+	return x & 0xffff;
+}
+
 /* --- counters ---------------------------------------------------------- */
 
 static __always_inline void count(__u32 reason)
@@ -424,7 +438,7 @@ static __always_inline int l4_ports(struct flow_key *fk, void *l4,
 
 	if ((void *)(uh + 1) > data_end)
 		return -1;
-	ulen = bpf_ntohs(uh->len);
+	ulen = len16(uh->len);
 	if (ulen < sizeof(*uh) || ulen > avail)
 		return -1;
 	fk->sport = uh->source;
@@ -444,7 +458,7 @@ static __always_inline int ipv4(struct ethhdr *eth, struct iphdr *iph,
 	if (iph->version != 4 || iph->ihl < 5)
 		return drop(STAT_DROP_MALFORMED);
 	hlen = iph->ihl * 4;
-	tot = bpf_ntohs(iph->tot_len);
+	tot = len16(iph->tot_len);
 	if (tot < hlen || (void *)iph + tot > data_end)
 		return drop(STAT_DROP_MALFORMED);
 
@@ -487,7 +501,7 @@ static __always_inline int ipv6(struct ethhdr *eth, struct ipv6hdr *ip6,
 		return drop(STAT_DROP_MALFORMED);
 	if (ip6->version != 6)
 		return drop(STAT_DROP_MALFORMED);
-	plen = bpf_ntohs(ip6->payload_len);
+	plen = len16(ip6->payload_len);
 	if ((void *)(ip6 + 1) + plen > data_end)
 		return drop(STAT_DROP_MALFORMED);
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // The attach tests run the loader in a second process too: the test binary
@@ -142,7 +143,7 @@ func testNetns(t *testing.T, name string) (netns.NsHandle, *netlink.Handle) {
 			t.Errorf("delete netns: %v", err)
 		}
 	})
-	h, err := netlink.NewHandleAt(ns)
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		t.Fatal(err)
 	}
