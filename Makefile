@@ -9,17 +9,29 @@ GOTEST  := $(GO) test -count=1
 
 export PATH := $(PATH):/usr/local/go/bin:$(shell $(GO) env GOPATH 2>/dev/null)/bin
 
-.PHONY: all build test test-unit generate check-generate bench lint clean
+.PHONY: all build test test-unit vmtest-kernels generate check-generate bench lint clean
+
+# The kernels the XDP program is proven on: Debian 11's 5.10 (the oldest
+# supported), Debian 12's 6.1 and its 6.12 (backports, security).
+KERNELS ?= 5.10,6.1,6.12
+KERNEL_SUITES ?= bookworm,bookworm-updates,bookworm-security,bookworm-backports,bullseye,bullseye-security
 
 all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/director
 
-# Everything: unit tests, kernel tests (BPF_PROG_TEST_RUN, attach, netlink)
-# and the namespace topologies. Root tests skip only when not root.
+# Everything: unit tests, kernel tests (BPF_PROG_TEST_RUN, attach, netlink),
+# the namespace topologies, and the kernel matrix in VMs. Root tests skip
+# only when not root.
 test: build
 	$(GOTEST) -timeout 20m ./...
+	$(MAKE) vmtest-kernels
+
+# The loader's tests on each kernel of KERNELS, booted under qemu.
+vmtest-kernels:
+	$(GO) run ./vmtests/kernels -kernels $(KERNELS) -suites $(KERNEL_SUITES) \
+		-pkgs ./loader,./vmtests/kernels/smoke -parallel 2
 
 # Plain Go tests only (no root needed).
 test-unit:

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/rlimit"
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 )
@@ -165,6 +166,11 @@ func load(sizes Sizes, pinDir string, mac net.HardwareAddr, seed uint32, log zer
 	}
 	if len(mac) != 6 {
 		return nil, fmt.Errorf("source MAC %v is not an Ethernet address", mac)
+	}
+	// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; later ones
+	// to the cgroup, and this does nothing.
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, fmt.Errorf("lift the memlock limit for BPF maps: %w", err)
 	}
 	spec, err := loadDirector()
 	if err != nil {
@@ -403,9 +409,16 @@ func Teardown(root, iface string) error {
 	l, err := link.LoadPinnedLink(linkPin, nil)
 	switch {
 	case err == nil:
+		// Detach first: releasing the last reference detaches too, but
+		// not synchronously on every kernel (5.10 kept the program
+		// attached for a while after).
+		derr := l.Detach()
+		if errors.Is(derr, ebpf.ErrNotSupported) {
+			derr = nil
+		}
 		uerr := l.Unpin()
 		cerr := l.Close()
-		if err := errors.Join(uerr, cerr); err != nil {
+		if err := errors.Join(derr, uerr, cerr); err != nil {
 			return fmt.Errorf("detach %s: %w", iface, err)
 		}
 	case !errors.Is(err, os.ErrNotExist):
