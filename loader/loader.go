@@ -314,7 +314,11 @@ func (d *Dataplane) adoptLink(old link.Link, ifindex int) (bool, error) {
 
 func attachXDP(prog *ebpf.Program, ifindex int, mode AttachMode, log zerolog.Logger) (link.Link, AttachMode, error) {
 	try := func(flags link.XDPAttachFlags) (link.Link, error) {
-		return link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifindex, Flags: flags})
+		l, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifindex, Flags: flags})
+		if errors.Is(err, ebpf.ErrNotSupported) {
+			err = fmt.Errorf("kernel lacks BPF links for XDP (Linux 5.9 or newer): %w", err)
+		}
+		return l, err
 	}
 	switch mode {
 	case ModeGeneric:
