@@ -36,6 +36,7 @@ func newApp() *cli.App {
 			return nil
 		},
 		Commands: []*cli.Command{
+			runCommand(),
 			ctlCommand(),
 			teardownCommand(),
 		},

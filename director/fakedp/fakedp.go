@@ -211,3 +211,26 @@ func (d *Dataplane) Real(id uint32) (loader.Real, bool) {
 	r, ok := d.reals[id]
 	return r, ok
 }
+
+// VIPCounters returns zero counters: the fake forwards nothing.
+func (d *Dataplane) VIPCounters(uint32) (loader.Counters, error) { return loader.Counters{}, nil }
+
+// RealCounters returns zero counters.
+func (d *Dataplane) RealCounters(uint32) (loader.Counters, error) { return loader.Counters{}, nil }
+
+// Stats returns zero counters for every reason.
+func (d *Dataplane) Stats() (map[loader.Reason]uint64, error) {
+	out := make(map[loader.Reason]uint64)
+	for _, r := range loader.Reasons() {
+		out[r] = 0
+	}
+	return out, nil
+}
+
+// Status reports a native attachment with made-up ids.
+func (d *Dataplane) Status() (loader.Status, error) {
+	return loader.Status{Mode: loader.ModeNative, ProgramID: 1, LinkID: 1}, nil
+}
+
+// Close does nothing: the fake's state outlives an agent, as pinned maps do.
+func (d *Dataplane) Close() error { return nil }
