@@ -265,10 +265,11 @@ static __always_inline int is_ipv6_ext(__u8 nh)
  * forward sends the frame to the real that owns fk (a client -> VIP flow),
  * or returns the verdict for a packet that is not one of our flows.
  * icmp is set for an ICMP error about fk: such a packet follows the flow's
- * real but never creates a connection-table entry.
+ * real but never creates a connection-table entry. syn is set for a TCP
+ * SYN without ACK: the first packet of a connection.
  */
 static __always_inline int forward(struct ethhdr *eth, struct flow_key *fk,
-				   __u64 len, int icmp)
+				   __u64 len, int icmp, int syn)
 {
 	struct vip_key vk = {};
 	struct vip_meta *vm;
@@ -306,8 +307,14 @@ static __always_inline int forward(struct ethhdr *eth, struct flow_key *fk,
 	if (f) {
 		rid = f->real_id;
 		r = bpf_map_lookup_elem(&reals, &rid);
+		/*
+		 * A draining real keeps its flows, but a SYN is a new
+		 * connection even when a client reuses a 5-tuple the table
+		 * still holds: it is picked afresh (as IPVS reschedules on
+		 * connection reuse for a weight-0 server).
+		 */
 		if (r && r->state != REAL_DOWN && r->gen == f->gen &&
-		    r->vip_id == vip_id) {
+		    r->vip_id == vip_id && !(syn && r->state == REAL_DRAIN)) {
 			count(STAT_CT_HIT);
 			goto tx;
 		}
@@ -379,7 +386,7 @@ static __always_inline int icmp4(struct ethhdr *eth, struct icmphdr *ic,
 	fk.dport = ports[0];
 	fk.proto = in->protocol;
 	fk.family = AF_INET4;
-	return forward(eth, &fk, len, 1);
+	return forward(eth, &fk, len, 1, 0);
 }
 
 /* ICMPv6 "packet too big" about a VIP flow, as icmp4. */
@@ -411,13 +418,14 @@ static __always_inline int icmp6(struct ethhdr *eth, struct icmphdr *ic,
 	fk.dport = ports[0];
 	fk.proto = in->nexthdr;
 	fk.family = AF_INET6;
-	return forward(eth, &fk, len, 1);
+	return forward(eth, &fk, len, 1, 0);
 }
 
 /*
- * l4 reads the ports of a TCP or UDP header that starts at l4 and may use at
- * most avail bytes (what the IP length fields leave for it). A header that
- * is cut short or lies about its own length is malformed.
+ * l4_ports reads the ports of a TCP or UDP header that starts at l4 and may
+ * use at most avail bytes (what the IP length fields leave for it). It
+ * returns -1 for a header cut short or lying about its own length, 1 for a
+ * TCP SYN without ACK, 0 otherwise.
  */
 static __always_inline int l4_ports(struct flow_key *fk, void *l4,
 				    void *data_end, __u32 avail)
@@ -431,7 +439,7 @@ static __always_inline int l4_ports(struct flow_key *fk, void *l4,
 			return -1;
 		fk->sport = th->source;
 		fk->dport = th->dest;
-		return 0;
+		return th->syn && !th->ack;
 	}
 	struct udphdr *uh = l4;
 	__u32 ulen;
@@ -452,6 +460,7 @@ static __always_inline int ipv4(struct ethhdr *eth, struct iphdr *iph,
 	struct vip_addr_key ak = {};
 	struct flow_key fk = {};
 	__u32 hlen, tot;
+	int syn;
 
 	if ((void *)(iph + 1) > data_end)
 		return drop(STAT_DROP_MALFORMED);
@@ -485,9 +494,10 @@ static __always_inline int ipv4(struct ethhdr *eth, struct iphdr *iph,
 	fk.dst[0] = iph->daddr;
 	fk.proto = iph->protocol;
 	fk.family = AF_INET4;
-	if (l4_ports(&fk, (void *)iph + hlen, data_end, tot - hlen) < 0)
+	syn = l4_ports(&fk, (void *)iph + hlen, data_end, tot - hlen);
+	if (syn < 0)
 		return drop(STAT_DROP_MALFORMED);
-	return forward(eth, &fk, len, 0);
+	return forward(eth, &fk, len, 0, syn);
 }
 
 static __always_inline int ipv6(struct ethhdr *eth, struct ipv6hdr *ip6,
@@ -496,6 +506,7 @@ static __always_inline int ipv6(struct ethhdr *eth, struct ipv6hdr *ip6,
 	struct vip_addr_key ak = {};
 	struct flow_key fk = {};
 	__u32 plen;
+	int syn;
 
 	if ((void *)(ip6 + 1) > data_end)
 		return drop(STAT_DROP_MALFORMED);
@@ -526,9 +537,10 @@ static __always_inline int ipv6(struct ethhdr *eth, struct ipv6hdr *ip6,
 	__builtin_memcpy(fk.dst, ip6->daddr, sizeof(fk.dst));
 	fk.proto = ip6->nexthdr;
 	fk.family = AF_INET6;
-	if (l4_ports(&fk, (void *)(ip6 + 1), data_end, plen) < 0)
+	syn = l4_ports(&fk, (void *)(ip6 + 1), data_end, plen);
+	if (syn < 0)
 		return drop(STAT_DROP_MALFORMED);
-	return forward(eth, &fk, len, 0);
+	return forward(eth, &fk, len, 0, syn);
 }
 
 SEC("xdp")

@@ -85,13 +85,23 @@ func (p ipv6) bytes() []byte {
 	return append(b, p.payload...)
 }
 
+// TCP flags.
+const (
+	tcpSYN = 0x02
+	tcpACK = 0x10
+)
+
 func tcpSeg(sport, dport uint16, payload []byte) []byte {
+	return tcpSegFlags(sport, dport, tcpSYN, payload)
+}
+
+func tcpSegFlags(sport, dport uint16, flags byte, payload []byte) []byte {
 	b := make([]byte, 20, 20+len(payload))
 	be.PutUint16(b[0:], sport)
 	be.PutUint16(b[2:], dport)
 	be.PutUint32(b[4:], 1000)
 	b[12] = 5 << 4
-	b[13] = 0x02 // SYN
+	b[13] = flags
 	be.PutUint16(b[14:], 65535)
 	return append(b, payload...)
 }

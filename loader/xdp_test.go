@@ -189,6 +189,12 @@ func tcp4(src netip.Addr, sport uint16, dst netip.Addr, dport uint16) []byte {
 		payload: ipv4{src: src, dst: dst, proto: 6, payload: tcpSeg(sport, dport, []byte("hello"))}.bytes()}.bytes()
 }
 
+// ack4 is a segment of an established connection.
+func ack4(src netip.Addr, sport uint16, dst netip.Addr, dport uint16) []byte {
+	return frame{dst: ifaceMAC, src: clientMAC, etype: etherIPv4,
+		payload: ipv4{src: src, dst: dst, proto: 6, payload: tcpSegFlags(sport, dport, tcpACK, []byte("data"))}.bytes()}.bytes()
+}
+
 func udp4(src netip.Addr, sport uint16, dst netip.Addr, dport uint16) []byte {
 	return frame{dst: ifaceMAC, src: clientMAC, etype: etherIPv4,
 		payload: ipv4{src: src, dst: dst, proto: 17, payload: udpDgram(sport, dport, []byte("hello"))}.bytes()}.bytes()
@@ -567,7 +573,8 @@ func TestDownAndDrain(t *testing.T) {
 	if err := f.d.SetRealState(1, RealDrain); err != nil {
 		t.Fatal(err)
 	}
-	f.expectTX(tcp4(client4, flowOf[1], vip4, 80), 1)
+	f.expectTX(ack4(client4, flowOf[1], vip4, 80), 1)
+	f.expectTX(ack4(client4, flowOf[1], vip4, 80), 1)
 	for p := uint16(2000); p < 2300; p++ {
 		want := pick(tbl, Flow{client4, vip4, p, 80, TCP}, false)
 		if want == 1 {
@@ -575,6 +582,12 @@ func TestDownAndDrain(t *testing.T) {
 		}
 		f.expectTX(tcp4(client4, p, vip4, 80), want)
 	}
+
+	// A client that reuses the drained flow's 5-tuple for a new
+	// connection (a SYN) gets a real from the table, and keeps it.
+	reuse := pick(tbl, Flow{client4, vip4, flowOf[1], 80, TCP}, false)
+	f.expectTX(tcp4(client4, flowOf[1], vip4, 80), reuse)
+	f.expectTX(ack4(client4, flowOf[1], vip4, 80), reuse)
 
 	// Down real 2: its flow is re-picked from the table.
 	f.setTable(1, 3)
