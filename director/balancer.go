@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/directorlb/director/director/maglev"
 	"github.com/directorlb/director/loader"
@@ -101,6 +102,14 @@ type service struct {
 	// nothing that shapes it changed
 	installed []maglev.Backend
 	hasTable  bool
+	// leaving reals were retired: out of the table, their flows kept
+	// until the deadline, then freed by Reap.
+	leaving map[netip.Addr]*leaving
+}
+
+type leaving struct {
+	r     *real
+	until time.Time
 }
 
 type real struct {
@@ -152,7 +161,11 @@ func NewBalancer(dp Dataplane) (*Balancer, error) {
 // that no service claimed: first every claimed VIP gets a table built from
 // its claimed reals, then unclaimed VIPs go, then unclaimed reals, so no
 // table ever names a removed real.
-func (b *Balancer) Prune() error {
+//
+// An unclaimed real of a claimed VIP that still carries flows is retired
+// until graceUntil rather than removed, so a real taken out of the config
+// while the agent was down still lets its connections finish.
+func (b *Balancer) Prune(graceUntil time.Time) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var errs []error
@@ -164,10 +177,25 @@ func (b *Balancer) Prune() error {
 		b.vipIDs.put(v.ID)
 		delete(b.adoptedVIPs, k)
 	}
+	byID := make(map[uint32]*service, len(b.services))
+	for _, s := range b.services {
+		byID[s.id] = s
+	}
 	for k, a := range b.adoptedReals {
+		delete(b.adoptedReals, k)
+		if s := byID[k.vipID]; s != nil && a.state != loader.RealDown && graceUntil.After(time.Time{}) {
+			r := &real{addr: k.addr, id: a.id, mac: a.mac, state: a.state, healthy: true}
+			if a.state == loader.RealUp {
+				errs = append(errs, b.setState(s, r, loader.RealDrain))
+			}
+			if s.leaving == nil {
+				s.leaving = make(map[netip.Addr]*leaving)
+			}
+			s.leaving[k.addr] = &leaving{r: r, until: graceUntil}
+			continue
+		}
 		errs = append(errs, b.dp.RemoveReal(a.id))
 		b.realIDs.put(a.id)
-		delete(b.adoptedReals, k)
 	}
 	return errors.Join(errs...)
 }
@@ -272,6 +300,10 @@ func (b *Balancer) RemoveService(k loader.VIPKey) error {
 		errs = append(errs, b.dp.RemoveReal(r.id))
 		b.realIDs.put(r.id)
 	}
+	for _, lv := range s.leaving {
+		errs = append(errs, b.dp.RemoveReal(lv.r.id))
+		b.realIDs.put(lv.r.id)
+	}
 	b.vipIDs.put(s.id)
 	delete(b.services, k)
 	return errors.Join(errs...)
@@ -323,6 +355,17 @@ func (b *Balancer) AddReal(k loader.VIPKey, spec RealSpec) error {
 	if spec.Sorry && s.sorry != nil {
 		return fmt.Errorf("VIP %v has a sorry server already: %w", k, ErrExists)
 	}
+	if lv, ok := s.leaving[spec.Addr]; ok && !spec.Sorry {
+		// Back before it was freed: same id, its flows carry on.
+		delete(s.leaving, spec.Addr)
+		r := lv.r
+		r.weight, r.healthy, r.drained = spec.Weight, spec.Healthy, false
+		if spec.MAC != nil {
+			r.mac = slices.Clone(spec.MAC)
+		}
+		s.reals[spec.Addr] = r
+		return b.apply(s)
+	}
 	rk := realKey{s.id, spec.Addr}
 	r := &real{addr: spec.Addr, weight: spec.Weight, healthy: spec.Healthy, mac: spec.MAC, state: loader.RealDown}
 	a, adopted := b.adoptedReals[rk]
@@ -352,7 +395,56 @@ func (b *Balancer) AddReal(k loader.VIPKey, spec RealSpec) error {
 	return b.apply(s)
 }
 
-// RemoveReal takes a real out of its VIP. Its flows are re-picked.
+// Retire takes a real out of its VIP gracefully: out of the table at once,
+// so it gets no new flows, while its existing flows go on until the
+// deadline, when Reap frees it (their connections finish instead of being
+// reset). A real that takes no flows anyway is removed at once.
+func (b *Balancer) Retire(k loader.VIPKey, addr netip.Addr, until time.Time) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s, r, err := b.lookup(k, addr)
+	if err != nil {
+		return err
+	}
+	if r == s.sorry || r.state == loader.RealDown {
+		return b.remove(s, r)
+	}
+	delete(s.reals, addr)
+	if err := b.apply(s); err != nil {
+		s.reals[addr] = r
+		return errors.Join(err, b.apply(s))
+	}
+	if r.state == loader.RealUp {
+		if err := b.setState(s, r, loader.RealDrain); err != nil {
+			return err
+		}
+	}
+	if s.leaving == nil {
+		s.leaving = make(map[netip.Addr]*leaving)
+	}
+	s.leaving[addr] = &leaving{r: r, until: until}
+	return nil
+}
+
+// Reap frees the retired reals whose deadline has passed.
+func (b *Balancer) Reap(now time.Time) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var errs []error
+	for _, s := range b.services {
+		for addr, lv := range s.leaving {
+			if now.Before(lv.until) {
+				continue
+			}
+			delete(s.leaving, addr)
+			errs = append(errs, b.dp.RemoveReal(lv.r.id))
+			b.realIDs.put(lv.r.id)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// RemoveReal takes a real out of its VIP at once. Its flows are re-picked.
 func (b *Balancer) RemoveReal(k loader.VIPKey, addr netip.Addr) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -360,10 +452,15 @@ func (b *Balancer) RemoveReal(k loader.VIPKey, addr netip.Addr) error {
 	if err != nil {
 		return err
 	}
+	return b.remove(s, r)
+}
+
+// remove takes r out of s's table, then out of the dataplane. b.mu held.
+func (b *Balancer) remove(s *service, r *real) error {
 	if r == s.sorry {
 		s.sorry = nil
 	} else {
-		delete(s.reals, addr)
+		delete(s.reals, r.addr)
 	}
 	if err := b.apply(s); err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/directorlb/director/director/fakedp"
 	"github.com/directorlb/director/loader"
@@ -351,7 +352,7 @@ func TestBalancerAdoptsAndPrunes(t *testing.T) {
 	if err := second.AddReal(vip, RealSpec{Addr: rs1, Weight: 1, Healthy: true}); err != nil {
 		t.Fatal(err)
 	}
-	if err := second.Prune(); err != nil {
+	if err := second.Prune(time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range second.Services() {
@@ -374,5 +375,61 @@ func TestBalancerAdoptsAndPrunes(t *testing.T) {
 	}
 	for _, v := range dp.Violations {
 		t.Error(v)
+	}
+}
+
+func TestBalancerRetireKeepsFlowsUntilReaped(t *testing.T) {
+	b, dp := newTestBalancer(t, KeepLast)
+	id := realStatus(t, b, rs2).ID
+	now := time.Unix(1000, 0)
+	if err := b.Retire(vip, rs2, now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	// Out of the table and of the listing; in the dataplane, draining.
+	if sh := dp.Share(vip); sh[rs2] != 0 {
+		t.Fatalf("retired real in table: %v", sh)
+	}
+	for _, s := range b.Services() {
+		for _, r := range s.Reals {
+			if r.Addr == rs2 {
+				t.Fatal("retired real still listed")
+			}
+		}
+	}
+	if r, ok := dp.Real(id); !ok || r.State != loader.RealDrain {
+		t.Fatalf("retired real in dataplane: %+v %v", r, ok)
+	}
+	// Back before the deadline: same id, flows carry on.
+	if err := b.AddReal(vip, RealSpec{Addr: rs2, Weight: 1, MAC: macOf(rs2), Healthy: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := realStatus(t, b, rs2); got.ID != id || got.State != loader.RealUp {
+		t.Fatalf("revived real %+v, want id %d up", got, id)
+	}
+	if err := b.Retire(vip, rs2, now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Reap(now.Add(59 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := dp.Real(id); !ok {
+		t.Fatal("reaped before the deadline")
+	}
+	if err := b.Reap(now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := dp.Real(id); ok {
+		t.Fatal("not reaped at the deadline")
+	}
+	// A real that takes no flows goes at once.
+	if err := b.SetHealth(vip, rs3, false); err != nil {
+		t.Fatal(err)
+	}
+	id3 := realStatus(t, b, rs3).ID
+	if err := b.Retire(vip, rs3, now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := dp.Real(id3); ok {
+		t.Fatal("a down real was kept for its flows")
 	}
 }

@@ -174,7 +174,7 @@ func New(opts Options) (*Agent, error) {
 		return nil, err
 	}
 	for _, ifc := range a.ifaces {
-		if err := ifc.bal.Prune(); err != nil {
+		if err := ifc.bal.Prune(time.Now().Add(RemoveGrace)); err != nil {
 			a.log.Warn().Err(err).Str("interface", ifc.name).Msg("removing state the config no longer names")
 		}
 	}
@@ -232,6 +232,24 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 
 	spawn("health checks", a.mon.Run)
+	spawn("reaper", func(ctx context.Context) error {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case now := <-t.C:
+				a.mu.Lock()
+				for _, ifc := range a.ifaces {
+					if err := ifc.bal.Reap(now); err != nil {
+						a.log.Warn().Err(err).Str("interface", ifc.name).Msg("free retired reals")
+					}
+				}
+				a.mu.Unlock()
+			}
+		}
+	})
 	for _, ifc := range a.ifaces {
 		spawn("resolver "+ifc.name, ifc.res.Run)
 	}
@@ -322,6 +340,11 @@ func (a *Agent) doReload() error {
 	a.log.Info().Int("vips", len(a.vips)).Msg("config reloaded")
 	return nil
 }
+
+// RemoveGrace is how long a real removed from a VIP (by ctl, a reload, or
+// while the agent was down) keeps its existing flows: it takes no new ones
+// at once, and its open connections get this long to finish.
+const RemoveGrace = time.Minute
 
 // healthKey names a real's check in the monitor.
 func healthKey(vip string, addr netip.Addr) string { return vip + "|" + addr.String() }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/directorlb/director/director"
 	"github.com/directorlb/director/director/config"
@@ -192,10 +193,12 @@ func (a *Agent) updateReal(ifc *iface, name string, vs *vipState, addr netip.Add
 	return nil
 }
 
+// removeReal retires the real: no new flows from now, its open connections
+// finish within RemoveGrace.
 func (a *Agent) removeReal(ifc *iface, name string, vs *vipState, addr netip.Addr) error {
 	_ = a.mon.Remove(healthKey(name, addr))
 	delete(vs.reals, addr)
-	err := ifc.bal.RemoveReal(vs.cfg.Key, addr)
+	err := ifc.bal.Retire(vs.cfg.Key, addr, time.Now().Add(RemoveGrace))
 	a.forgetMAC(ifc, addr)
 	return err
 }
