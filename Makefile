@@ -9,7 +9,7 @@ GOTEST  := $(GO) test -count=1
 
 export PATH := $(PATH):/usr/local/go/bin:$(shell $(GO) env GOPATH 2>/dev/null)/bin
 
-.PHONY: all build test test-unit vmtest-kernels generate check-generate bench lint clean
+.PHONY: all build demo test test-unit vmtest-kernels generate check-generate bench lint clean
 
 # The kernels the XDP program is proven on: Debian 11's 5.10 (the oldest
 # supported), Debian 12's 6.1 and its 6.12 (backports, security).
@@ -20,6 +20,11 @@ all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/director
+
+# The main job on an embedded default, on this machine: a namespace topology
+# with a client, a director running the agent and three web servers. Root.
+demo: build
+	$(GO) run ./vmtests/cmd/demo -config configs/single.yaml -director $(BIN)
 
 # Everything: unit tests, kernel tests (BPF_PROG_TEST_RUN, attach, netlink),
 # the namespace topologies, and the kernel matrix in VMs. Root tests skip

@@ -25,13 +25,14 @@ import (
 
 // agentRun is a director agent process and its control client.
 type agentRun struct {
-	t      *testing.T
-	top    *topo.Topology
-	host   *topo.Host
-	bin    string
-	config string
-	proc   *topo.Process
-	ctl    *api.Client
+	t       *testing.T
+	top     *topo.Topology
+	host    *topo.Host
+	bin     string
+	config  string
+	proc    *topo.Process
+	ctl     *api.Client
+	pinRoot string
 }
 
 // startAgent runs `director run` on host with the example config name,
@@ -54,13 +55,14 @@ func startAgent(t *testing.T, top *topo.Topology, host *topo.Host, example strin
 	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	a := &agentRun{t: t, top: top, host: host, bin: bin, config: cfg, ctl: api.NewClient(socket)}
-	root := "/sys/fs/bpf/director"
+	root := fmt.Sprintf("/sys/fs/bpf/%s-%s", top.Prefix, host.Name)
+	a := &agentRun{t: t, top: top, host: host, bin: bin, config: cfg, ctl: api.NewClient(socket), pinRoot: root}
 	t.Cleanup(func() {
 		if a.proc != nil {
 			a.proc.Stop(5 * time.Second)
 		}
 		host.Do(func() error { return loader.Teardown(root, host.Iface) })
+		os.RemoveAll(root)
 	})
 	a.start()
 	return a
@@ -68,7 +70,7 @@ func startAgent(t *testing.T, top *topo.Topology, host *topo.Host, example strin
 
 func (a *agentRun) start() {
 	a.t.Helper()
-	p, err := a.host.Start(topo.ProcSpec{Name: "director", Path: a.bin, Args: []string{"--log-level", "debug", "run", "--config", a.config}})
+	p, err := a.host.Start(topo.ProcSpec{Name: "director", Path: a.bin, Args: []string{"--log-level", "debug", "run", "--config", a.config, "--pin-root", a.pinRoot}})
 	if err != nil {
 		a.t.Fatal(err)
 	}

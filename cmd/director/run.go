@@ -7,6 +7,7 @@ import (
 	"syscall"
 
 	"github.com/directorlb/director/director/agent"
+	"github.com/directorlb/director/loader"
 	"github.com/urfave/cli/v2"
 )
 
@@ -17,10 +18,12 @@ func runCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Required: true, Usage: "the config file (YAML)"},
 			&cli.StringFlag{Name: "node", Usage: "node name shown in status (default: the hostname)"},
+			&cli.StringFlag{Name: "pin-root", Value: loader.DefaultPinRoot, Usage: "bpffs folder for the pinned maps and links"},
 		},
 		Action: func(c *cli.Context) error {
 			log := logger(c)
-			a, err := agent.New(agent.Options{ConfigPath: c.String("config"), Version: version, Node: c.String("node"), Log: log})
+			a, err := agent.New(agent.Options{ConfigPath: c.String("config"), Version: version, Node: c.String("node"),
+				PinRoot: c.String("pin-root"), Log: log})
 			if err != nil {
 				// The config's errors name file, line and key.
 				return cli.Exit(err.Error(), 1)

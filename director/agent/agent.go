@@ -59,6 +59,8 @@ type Options struct {
 	Clock health.Clock
 	// NoVRRP leaves the config's VRRP instances out (tests).
 	NoVRRP bool
+	// PinRoot is the bpffs folder for pins; loader.DefaultPinRoot if empty.
+	PinRoot string
 }
 
 func (o *Options) defaults() {
@@ -67,7 +69,8 @@ func (o *Options) defaults() {
 	}
 	if o.OpenDataplane == nil {
 		o.OpenDataplane = func(ifc config.Interface, cfg *config.Config, log zerolog.Logger) (Dataplane, error) {
-			return loader.Open(loader.Config{Interface: ifc.Name, Mode: ifc.XDPMode, Sizes: cfg.Sizes, Seed: cfg.HashSeed, Logger: log})
+			return loader.Open(loader.Config{Interface: ifc.Name, Mode: ifc.XDPMode, PinRoot: o.PinRoot,
+				Sizes: cfg.Sizes, Seed: cfg.HashSeed, Logger: log})
 		}
 	}
 	if o.NewResolver == nil {
