@@ -9,7 +9,7 @@ GOTEST  := $(GO) test -count=1
 
 export PATH := $(PATH):/usr/local/go/bin:$(shell $(GO) env GOPATH 2>/dev/null)/bin
 
-.PHONY: all build demo test test-unit vmtest-kernels generate check-generate bench lint clean
+.PHONY: all build demo test test-unit vmtest-kernels bench-l7 generate check-generate bench lint clean
 
 # The kernels the XDP program is proven on: Debian 11's 5.10 (the oldest
 # supported), Debian 12's 6.1 and its 6.12 (backports, security).
@@ -53,6 +53,12 @@ check-generate: generate
 # ns/packet of the XDP program next to a MAC-swap floor (BPF_PROG_TEST_RUN).
 bench:
 	$(GO) test -run '^$$' -bench BenchmarkDataplane -benchtime=1x ./loader/
+
+# The L7 tier against HAProxy on the same nginx backends, wrk at 64 and 256
+# connections, interleaved runs, medians and ratios. Needs: apt-get install
+# haproxy nginx wrk.
+bench-l7:
+	$(GO) run ./l7/bench -runs 5 -c 64,256
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt: $$out"; exit 1; }

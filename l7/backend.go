@@ -1,0 +1,236 @@
+package l7
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/directorlb/director/director/health"
+)
+
+// Backend is a pool of servers with its balancing, stickiness, header and
+// retry policies. Its Serve method proxies one request; a Frontend calls
+// it. A Backend is safe for concurrent use.
+type Backend struct {
+	cfg     BackendConfig
+	servers []*server
+	byKey   map[string]*server // health key -> server
+	byCK    map[string]*server // cookie value -> server
+
+	mu sync.Mutex // guards rr
+	rr *swrr
+}
+
+type server struct {
+	name   string
+	addr   string
+	cookie string
+	// setCookie is the whole Set-Cookie value when the cookie carries no
+	// dates, built once.
+	setCookie []byte
+	up        atomic.Bool
+	hc        *fasthttp.HostClient
+}
+
+// connectError marks a failure to connect to a server: nothing was sent,
+// so the request can be retried anywhere, whatever its method.
+type connectError struct{ err error }
+
+func (e *connectError) Error() string { return "connect: " + e.err.Error() }
+func (e *connectError) Unwrap() error { return e.err }
+
+// NewBackend validates cfg and returns a backend whose servers are all up
+// until health checks say otherwise.
+func NewBackend(cfg BackendConfig) (*Backend, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	cfg.Servers = append([]ServerConfig(nil), cfg.Servers...)
+	if cfg.Retries == 0 {
+		cfg.Retries = DefaultRetries
+	} else if cfg.Retries < 0 {
+		cfg.Retries = 0
+	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = DefaultConnectTimeout
+	}
+	if cfg.ServerTimeout == 0 {
+		cfg.ServerTimeout = DefaultServerTimeout
+	}
+	if cfg.MaxConns == 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.QueueTimeout == 0 {
+		cfg.QueueTimeout = DefaultQueueTimeout
+	}
+	b := &Backend{cfg: cfg, byKey: map[string]*server{}, byCK: map[string]*server{}}
+	weights := make([]int, len(cfg.Servers))
+	for i, sc := range cfg.Servers {
+		s := &server{name: sc.Name, addr: sc.Addr, cookie: sc.Cookie}
+		if s.cookie == "" {
+			s.cookie = sc.Name
+		}
+		if cfg.Cookie != nil {
+			s.setCookie = cfg.Cookie.appendSetCookie(nil, s.cookie, 0, 0)
+		}
+		weights[i] = sc.Weight
+		if weights[i] == 0 {
+			weights[i] = DefaultWeight
+		}
+		s.up.Store(true)
+		s.hc = b.hostClient(sc.Addr)
+		b.servers = append(b.servers, s)
+		b.byKey[b.healthKey(s.name)] = s
+		b.byCK[s.cookie] = s
+	}
+	b.rr = newSWRR(weights)
+	return b, nil
+}
+
+func (b *Backend) hostClient(addr string) *fasthttp.HostClient {
+	d := &net.Dialer{Timeout: b.cfg.ConnectTimeout}
+	hc := &fasthttp.HostClient{
+		Addr: addr,
+		Dial: func(addr string) (net.Conn, error) {
+			c, err := d.Dial("tcp", addr)
+			if err != nil {
+				return nil, &connectError{err}
+			}
+			return newServerConn(c, b.cfg.ServerTimeout), nil
+		},
+		// An idempotent request that met a keep-alive connection the
+		// server had closed is retried by the client on another
+		// connection; a failure to connect comes back to Serve, which
+		// applies retries and redispatch.
+		RetryIfErr: func(req *fasthttp.Request, _ int, err error) (bool, bool) {
+			stale := errors.Is(err, io.EOF) || errors.Is(err, fasthttp.ErrConnectionClosed) ||
+				errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+			return false, stale && (req.Header.IsGet() || req.Header.IsHead())
+		},
+		MaxConns:           b.cfg.MaxConns,
+		MaxConnWaitTimeout: b.cfg.QueueTimeout,
+		// Idle server connections are closed after a while, as HAProxy's
+		// pool-purge-delay does, before a server's own keep-alive timeout
+		// closes them under a request that cannot be retried (POST).
+		MaxIdleConnDuration: IdleServerConn,
+		// ServerTimeout is an inactivity timeout kept by timeoutConn.
+		DisableHeaderNamesNormalizing: true,
+		DisablePathNormalizing:        true,
+		NoDefaultUserAgentHeader:      true,
+	}
+	hc.Transport = newTransport(hc, hc.AcquireConn, hc.ReleaseConn, hc.CloseConn)
+	return hc
+}
+
+func (b *Backend) healthKey(server string) string { return b.cfg.Name + "/" + server }
+
+// Name returns the backend's name.
+func (b *Backend) Name() string { return b.cfg.Name }
+
+// SetUp marks a server up or down, as a health check or an operator
+// does. A down server gets no new requests; sticky clients of it go to a
+// live server and stick there.
+func (b *Backend) SetUp(server string, up bool) error {
+	s, ok := b.byKey[b.healthKey(server)]
+	if !ok {
+		return fmt.Errorf("backend %s: server %s: %w", b.cfg.Name, server, health.ErrNotFound)
+	}
+	s.up.Store(up)
+	return nil
+}
+
+// Up reports whether a server is up.
+func (b *Backend) Up(server string) bool {
+	s, ok := b.byKey[b.healthKey(server)]
+	return ok && s.up.Load()
+}
+
+// Targets returns the health-check targets of the backend's servers,
+// keyed "backend/server", or none if the backend has no CheckConfig.
+func (b *Backend) Targets() ([]health.Target, error) {
+	c := b.cfg.Check
+	if c == nil {
+		return nil, nil
+	}
+	var ts []health.Target
+	for _, s := range b.servers {
+		var ck health.Checker
+		if c.HTTP != nil {
+			hc := *c.HTTP
+			hc.Addr = s.addr
+			h, err := health.NewHTTPChecker(hc)
+			if err != nil {
+				return nil, fmt.Errorf("backend %s: server %s: check: %w", b.cfg.Name, s.name, err)
+			}
+			ck = h
+		} else {
+			t, err := health.NewTCPChecker(s.addr)
+			if err != nil {
+				return nil, fmt.Errorf("backend %s: server %s: check: %w", b.cfg.Name, s.name, err)
+			}
+			ck = t
+		}
+		ts = append(ts, health.Target{
+			Key: b.healthKey(s.name), Checker: ck,
+			Interval: c.Interval, Timeout: c.Timeout, FastInterval: c.FastInterval, DownInterval: c.DownInterval,
+			Rise: c.Rise, Fall: c.Fall,
+		})
+	}
+	return ts, nil
+}
+
+// Observe applies a health event to the server it names. It reports
+// whether the event was this backend's.
+func (b *Backend) Observe(ev health.Event) bool {
+	s, ok := b.byKey[ev.Key]
+	if !ok {
+		return false
+	}
+	s.up.Store(ev.To == health.StateUp)
+	return true
+}
+
+// pick returns the next live server by weighted roundrobin, skipping
+// those in avoid, or nil if none is left.
+func (b *Backend) pick(avoid []*server) *server {
+	b.mu.Lock()
+	i := b.rr.next(func(i int) bool {
+		s := b.servers[i]
+		if !s.up.Load() {
+			return false
+		}
+		for _, a := range avoid {
+			if a == s {
+				return false
+			}
+		}
+		return true
+	})
+	b.mu.Unlock()
+	if i < 0 {
+		return nil
+	}
+	return b.servers[i]
+}
+
+// Close closes the idle connections to the servers.
+func (b *Backend) Close() {
+	for _, s := range b.servers {
+		s.hc.CloseIdleConnections()
+	}
+}
+
+func (b *Backend) String() string {
+	names := make([]string, len(b.servers))
+	for i, s := range b.servers {
+		names[i] = s.name + "=" + s.addr
+	}
+	return "backend " + b.cfg.Name + " [" + strings.Join(names, " ") + "]"
+}

@@ -1,0 +1,312 @@
+package l7
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// transport is the round trip to a server, in place of fasthttp's: it
+// reads a response body of at most BodyBuffer bytes whole, so that the
+// frontend sends headers and body in one write, and streams larger ones
+// and those of unknown length through a pooled bodyStream. Unlike
+// fasthttp's own streaming it allocates nothing per request, sets no
+// deadlines (timeoutConn keeps the server timeout) and decides whether to
+// keep the server connection from the server's response alone, so that a
+// client that closes its connection does not close a pooled server
+// connection with it.
+//
+// C is fasthttp's connection type, which is unexported: it is inferred
+// from HostClient's AcquireConn, ReleaseConn and CloseConn.
+type transport[C interface{ Conn() net.Conn }] struct {
+	hc      *fasthttp.HostClient
+	acquire func(time.Duration, bool) (C, error)
+	release func(C)
+	close   func(C)
+	streams sync.Pool // *bodyStream[C]
+}
+
+func newTransport[C interface{ Conn() net.Conn }](hc *fasthttp.HostClient,
+	acquire func(time.Duration, bool) (C, error), release, close func(C)) *transport[C] {
+	return &transport[C]{hc: hc, acquire: acquire, release: release, close: close}
+}
+
+// errChunked reports a malformed chunked body from a server.
+var errChunked = errors.New("malformed chunked body")
+
+// RoundTrip implements fasthttp.RoundTripper. retry is true when nothing
+// of a response was read, so that HostClient may try a stale keep-alive
+// connection's request again (its RetryIfErr decides).
+func (t *transport[C]) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (bool, error) {
+	cc, err := t.acquire(0, false)
+	if err != nil {
+		return false, err
+	}
+	conn := cc.Conn()
+	tc, _ := conn.(*timeoutConn)
+	if tc != nil {
+		tc.startCapture()
+	}
+	bw := hc.AcquireWriter(conn)
+	err = req.Write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	hc.ReleaseWriter(bw)
+	if err == nil && tc != nil {
+		err = tc.sendAndAwait()
+	}
+	if err != nil {
+		if tc != nil {
+			tc.capture = false
+		}
+		t.close(cc)
+		return true, timeoutError(err)
+	}
+
+	br := hc.AcquireReader(conn)
+	resp.Header.DisableNormalizing()
+	for {
+		if err = resp.Header.Read(br); err != nil {
+			hc.ReleaseReader(br)
+			t.close(cc)
+			return true, timeoutError(err)
+		}
+		// Interim responses (100 Continue, 103 Early Hints) are not
+		// forwarded; 101 is not asked for, since Upgrade is removed.
+		if c := resp.StatusCode(); c < 100 || c >= 200 {
+			break
+		}
+	}
+	keep := !resp.Header.ConnectionClose()
+	code := resp.StatusCode()
+	if req.Header.IsHead() || code == fasthttp.StatusNoContent || code == fasthttp.StatusNotModified {
+		resp.SkipBody = true
+		t.done(cc, br, keep)
+		return false, nil
+	}
+	cl := resp.Header.ContentLength()
+	if cl >= 0 && cl <= BodyBuffer {
+		if err = resp.ReadBody(br, 0); err != nil {
+			hc.ReleaseReader(br)
+			t.close(cc)
+			return false, timeoutError(err)
+		}
+		t.done(cc, br, keep)
+		return false, nil
+	}
+	s, _ := t.streams.Get().(*bodyStream[C])
+	if s == nil {
+		s = &bodyStream[C]{t: t}
+	}
+	s.cc, s.br, s.keep, s.done, s.err = cc, br, keep, false, nil
+	switch {
+	case cl >= 0:
+		s.mode, s.left = modeFixed, int64(cl)
+	case cl == -1:
+		s.mode, s.left = modeChunked, 0
+	default: // -2: until the server closes
+		s.mode, s.keep = modeClose, false
+	}
+	if cl < 0 {
+		cl = -1 // chunked to the client
+	}
+	resp.SetBodyStream(s, cl)
+	return false, nil
+}
+
+func (t *transport[C]) done(cc C, br *bufio.Reader, keep bool) {
+	t.hc.ReleaseReader(br)
+	if keep {
+		t.release(cc)
+	} else {
+		t.close(cc)
+	}
+}
+
+func timeoutError(err error) error {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fasthttp.ErrTimeout
+	}
+	return err
+}
+
+const (
+	modeFixed = iota
+	modeChunked
+	modeClose
+)
+
+// bodyStream is a response body being read from a server connection. The
+// frontend reads it to the client and then calls CloseWithError, which
+// gives the connection back to the pool if the body was read to its end,
+// or closes it.
+type bodyStream[C interface{ Conn() net.Conn }] struct {
+	t    *transport[C]
+	cc   C
+	br   *bufio.Reader
+	keep bool
+	mode int
+	left int64 // bytes left in the body (fixed) or the chunk (chunked)
+	done bool  // the body was read to its end
+	err  error
+}
+
+func (s *bodyStream[C]) Read(p []byte) (int, error) {
+	if s.done {
+		return 0, io.EOF
+	}
+	if s.err != nil {
+		return 0, s.err
+	}
+	switch s.mode {
+	case modeFixed:
+		if s.left == 0 {
+			s.done = true
+			return 0, io.EOF
+		}
+		if int64(len(p)) > s.left {
+			p = p[:s.left]
+		}
+		n, err := s.br.Read(p)
+		s.left -= int64(n)
+		if err == io.EOF && s.left > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil && err != io.EOF {
+			s.err = timeoutError(err)
+			return n, s.err
+		}
+		return n, nil
+	case modeChunked:
+		if s.left == 0 {
+			size, err := s.chunkSize()
+			if err != nil {
+				s.err = err
+				return 0, err
+			}
+			if size == 0 {
+				if err := s.trailer(); err != nil {
+					s.err = err
+					return 0, err
+				}
+				s.done = true
+				return 0, io.EOF
+			}
+			s.left = size
+		}
+		if int64(len(p)) > s.left {
+			p = p[:s.left]
+		}
+		n, err := s.br.Read(p)
+		s.left -= int64(n)
+		if err == nil && s.left == 0 {
+			err = s.crlf()
+		}
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			s.err = timeoutError(err)
+			return n, s.err
+		}
+		return n, nil
+	default: // modeClose
+		n, err := s.br.Read(p)
+		if err == io.EOF {
+			s.done = true
+		} else if err != nil {
+			s.err = timeoutError(err)
+		}
+		return n, err
+	}
+}
+
+// chunkSize reads a chunk-size line ("1a2b;ext\r\n").
+func (s *bodyStream[C]) chunkSize() (int64, error) {
+	line, err := s.br.ReadSlice('\n')
+	if err != nil {
+		if err == io.EOF || err == bufio.ErrBufferFull {
+			return 0, errChunked
+		}
+		return 0, timeoutError(err)
+	}
+	line = bytes.TrimRight(line, "\r\n")
+	if i := bytes.IndexByte(line, ';'); i >= 0 {
+		line = line[:i]
+	}
+	line = bytes.TrimSpace(line)
+	if len(line) == 0 || len(line) > 15 {
+		return 0, errChunked
+	}
+	var n int64
+	for _, c := range line {
+		var v byte
+		switch {
+		case c >= '0' && c <= '9':
+			v = c - '0'
+		case c >= 'a' && c <= 'f':
+			v = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			v = c - 'A' + 10
+		default:
+			return 0, errChunked
+		}
+		n = n<<4 | int64(v)
+	}
+	return n, nil
+}
+
+// crlf reads the CRLF that ends a chunk's data.
+func (s *bodyStream[C]) crlf() error {
+	line, err := s.br.ReadSlice('\n')
+	if err != nil {
+		if err == io.EOF || err == bufio.ErrBufferFull {
+			return errChunked
+		}
+		return err
+	}
+	if len(bytes.TrimRight(line, "\r\n")) != 0 {
+		return errChunked
+	}
+	return nil
+}
+
+// trailer reads and drops the trailer section up to its empty line.
+func (s *bodyStream[C]) trailer() error {
+	for i := 0; ; i++ {
+		line, err := s.br.ReadSlice('\n')
+		if err != nil || i > 100 {
+			if err == nil || err == io.EOF || err == bufio.ErrBufferFull {
+				return errChunked
+			}
+			return timeoutError(err)
+		}
+		if len(bytes.TrimRight(line, "\r\n")) == 0 {
+			return nil
+		}
+	}
+}
+
+// CloseWithError is called by the frontend once it has sent the body, or
+// failed to (wErr), or dropped the response.
+func (s *bodyStream[C]) CloseWithError(wErr error) error {
+	var zero C
+	s.t.done(s.cc, s.br, s.keep && s.done && s.err == nil && wErr == nil)
+	s.cc, s.br, s.err = zero, nil, nil
+	s.t.streams.Put(s)
+	return nil
+}
+
+// String describes the stream for debugging.
+func (s *bodyStream[C]) String() string {
+	return "body stream mode " + strconv.Itoa(s.mode) + " left " + strconv.FormatInt(s.left, 10)
+}
