@@ -38,6 +38,8 @@ type timeoutConn struct {
 	// yield: let other goroutines run between a write and the next read,
 	// see Read. wrote: the last operation was a write.
 	yield, wrote bool
+	// awaited: sendAndAwait has just set the read deadline.
+	awaited bool
 
 	// Server side: while capture is set, writes are collected in out
 	// (up to captureLimit) for sendAndAwait.
@@ -87,22 +89,30 @@ func appendIP(dst []byte, a net.Addr) []byte {
 	return dst
 }
 
-func (c *timeoutConn) touchRead() error {
+// touchRead and touchWrite push the deadlines forward if needed; now is
+// the time if the caller has it, else zero.
+func (c *timeoutConn) touchRead(now time.Time) error {
 	if c.timeout == 0 {
 		return nil
 	}
-	if now := time.Now(); c.rdl.Sub(now) < c.timeout-c.slack {
+	if now.IsZero() {
+		now = time.Now()
+	}
+	if c.rdl.Sub(now) < c.timeout-c.slack {
 		c.rdl = now.Add(c.timeout)
 		return c.Conn.SetReadDeadline(c.rdl)
 	}
 	return nil
 }
 
-func (c *timeoutConn) touchWrite() error {
+func (c *timeoutConn) touchWrite(now time.Time) error {
 	if c.timeout == 0 {
 		return nil
 	}
-	if now := time.Now(); c.wdl.Sub(now) < c.timeout-c.slack {
+	if now.IsZero() {
+		now = time.Now()
+	}
+	if c.wdl.Sub(now) < c.timeout-c.slack {
 		c.wdl = now.Add(c.timeout)
 		return c.Conn.SetWriteDeadline(c.wdl)
 	}
@@ -119,7 +129,11 @@ func (c *timeoutConn) Read(b []byte) (int, error) {
 		c.wrote = false
 		runtime.Gosched()
 	}
-	if err := c.touchRead(); err != nil {
+	if c.awaited {
+		// sendAndAwait has just pushed the deadline: no need to look
+		// at the clock again.
+		c.awaited = false
+	} else if err := c.touchRead(time.Time{}); err != nil {
 		return 0, err
 	}
 	return c.Conn.Read(b)
@@ -141,7 +155,7 @@ func (c *timeoutConn) Write(b []byte) (int, error) {
 			}
 		}
 	}
-	if err := c.touchWrite(); err != nil {
+	if err := c.touchWrite(time.Time{}); err != nil {
 		return 0, err
 	}
 	c.wrote = c.yield
@@ -177,10 +191,9 @@ func (c *timeoutConn) sendAndAwait() error {
 		return nil
 	}
 	c.capture = false
-	if err := c.touchRead(); err != nil {
-		return err
-	}
-	if err := c.touchWrite(); err != nil {
+	// The raw write does not block; a rest that the socket did not take
+	// goes through Write, which keeps the write deadline.
+	if err := c.touchRead(time.Time{}); err != nil {
 		return err
 	}
 	c.sent, c.phase, c.sendErr = 0, 0, nil
@@ -193,6 +206,7 @@ func (c *timeoutConn) sendAndAwait() error {
 		_, err = c.Write(c.out[c.sent:])
 	}
 	c.out = c.out[:0]
+	c.awaited = err == nil
 	return err
 }
 
