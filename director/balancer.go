@@ -3,6 +3,7 @@
 package director
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -120,7 +121,6 @@ type real struct {
 	healthy bool
 	mac     net.HardwareAddr
 	state   loader.RealState
-	inTable bool
 }
 
 // NewBalancer adopts what dp already holds (an agent restarted over pinned
@@ -373,7 +373,7 @@ func (b *Balancer) AddReal(k loader.VIPKey, spec RealSpec) error {
 		// It may be carrying flows and named by the live table: it keeps
 		// its state until apply has rebuilt the table.
 		delete(b.adoptedReals, rk)
-		r.id, r.state, r.inTable = a.id, a.state, a.state == loader.RealUp
+		r.id, r.state = a.id, a.state
 		if r.mac == nil && a.state != loader.RealDown {
 			r.mac = a.mac // until the resolver answers
 		}
@@ -595,6 +595,10 @@ func (b *Balancer) apply(s *service) error {
 			}
 		}
 	}
+	// Reals come from a map, in no fixed order: sort, so that a change
+	// that shapes nothing (a no-op weight, a check that stays up) does not
+	// rebuild and rewrite the table.
+	slices.SortFunc(backends, func(a, b maglev.Backend) int { return cmp.Compare(a.ID, b.ID) })
 	if !s.hasTable || !slices.Equal(backends, s.installed) {
 		table, err := maglev.Build(backends, b.ringSize)
 		if err != nil {
@@ -605,13 +609,6 @@ func (b *Balancer) apply(s *service) error {
 		}
 		s.installed = slices.Clone(backends)
 		s.hasTable = true
-		inTable := make(map[uint32]bool, len(backends))
-		for _, be := range backends {
-			inTable[be.ID] = true
-		}
-		for _, r := range s.allReals() {
-			r.inTable = inTable[r.id]
-		}
 	}
 	// Reals losing rights last: out of the table before they are disabled.
 	for r, st := range want {

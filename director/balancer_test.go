@@ -433,3 +433,27 @@ func TestBalancerRetireKeepsFlowsUntilReaped(t *testing.T) {
 		t.Fatal("a down real was kept for its flows")
 	}
 }
+
+// A change that shapes nothing must not rebuild the table: each rebuild is a
+// 65,537-slot Maglev build and a new kernel map swapped in.
+func TestBalancerNoOpWritesNoTable(t *testing.T) {
+	b, dp := newTestBalancer(t, KeepLast)
+	before := dp.Ops["SetTable"]
+	for i := 0; i < 20; i++ {
+		if err := b.SetWeight(vip, rs1, 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.SetHealth(vip, rs2, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := dp.Ops["SetTable"] - before; n != 0 {
+		t.Fatalf("40 changes that shape nothing wrote the table %d times", n)
+	}
+	if err := b.SetWeight(vip, rs1, 2); err != nil {
+		t.Fatal(err)
+	}
+	if n := dp.Ops["SetTable"] - before; n != 1 {
+		t.Fatalf("a real weight change wrote the table %d times, want 1", n)
+	}
+}
