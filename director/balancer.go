@@ -652,18 +652,33 @@ func (b *Balancer) Services() []ServiceStatus {
 	defer b.mu.Unlock()
 	out := make([]ServiceStatus, 0, len(b.services))
 	for _, s := range b.services {
-		st := ServiceStatus{Spec: s.spec, ID: s.id}
-		for _, r := range s.allReals() {
-			st.Reals = append(st.Reals, RealStatus{
-				Addr: r.addr, ID: r.id, Weight: r.weight, Drained: r.drained, Healthy: r.healthy,
-				MAC: slices.Clone(r.mac), State: r.state, Sorry: r == s.sorry,
-			})
-		}
-		slices.SortFunc(st.Reals, func(a, b RealStatus) int { return a.Addr.Compare(b.Addr) })
-		out = append(out, st)
+		out = append(out, s.status())
 	}
 	slices.SortFunc(out, func(a, b ServiceStatus) int { return compareVIPKeys(a.Spec.Key, b.Spec.Key) })
 	return out
+}
+
+// Service is one VIP with its reals.
+func (b *Balancer) Service(k loader.VIPKey) (ServiceStatus, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s, ok := b.services[k]
+	if !ok {
+		return ServiceStatus{}, false
+	}
+	return s.status(), true
+}
+
+func (s *service) status() ServiceStatus {
+	st := ServiceStatus{Spec: s.spec, ID: s.id}
+	for _, r := range s.allReals() {
+		st.Reals = append(st.Reals, RealStatus{
+			Addr: r.addr, ID: r.id, Weight: r.weight, Drained: r.drained, Healthy: r.healthy,
+			MAC: slices.Clone(r.mac), State: r.state, Sorry: r == s.sorry,
+		})
+	}
+	slices.SortFunc(st.Reals, func(a, b RealStatus) int { return a.Addr.Compare(b.Addr) })
+	return st
 }
 
 // ServiceStatus is a VIP and its reals.

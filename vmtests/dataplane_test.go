@@ -329,20 +329,15 @@ func TestDataplaneTableChanges(t *testing.T) {
 		// The test means something only if the new table sends some of
 		// these flows elsewhere: count the streams whose table slot moved.
 		moved := 0
-		var vipID uint32
-		for _, s := range l.bal.Services() {
-			vipID = s.ID
-		}
-		table, err := l.dp.Table(vipID)
+		svc, _ := l.bal.Service(k)
+		table, err := l.dp.Table(svc.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		rs4ID := uint32(0)
-		for _, s := range l.bal.Services() {
-			for _, r := range s.Reals {
-				if r.Addr == reals[3].Addr4() {
-					rs4ID = r.ID
-				}
+		rs4ID := loader.NoReal
+		for _, r := range svc.Reals {
+			if r.Addr == reals[3].Addr4() {
+				rs4ID = r.ID
 			}
 		}
 		for _, e := range streams {

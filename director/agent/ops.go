@@ -82,12 +82,7 @@ func (a *Agent) sortedIfaces() []*iface {
 }
 
 func (a *Agent) service(vs *vipState) (director.ServiceStatus, bool) {
-	for _, s := range a.ifaces[vs.cfg.Interface].bal.Services() {
-		if s.Spec.Key == vs.cfg.Key {
-			return s, true
-		}
-	}
-	return director.ServiceStatus{}, false
+	return a.ifaces[vs.cfg.Interface].bal.Service(vs.cfg.Key)
 }
 
 // VIPs implements api.Ops.
