@@ -82,9 +82,10 @@ func reopenHelper() error {
 	return json.NewEncoder(os.Stdout).Encode(out)
 }
 
-// inNetns runs fn on an OS thread in ns. If the thread cannot be put back
-// into its own namespace it is left locked, so the runtime retires it.
-func inNetns(ns netns.NsHandle, fn func() error) error {
+// onLockedThread runs fn on a locked OS thread and puts the thread back into
+// its own namespace afterwards. A thread that cannot be put back is left
+// locked, so the runtime retires it: no thread stays in a test namespace.
+func onLockedThread(fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -94,10 +95,6 @@ func inNetns(ns netns.NsHandle, fn func() error) error {
 			return
 		}
 		defer orig.Close()
-		if err := netns.Set(ns); err != nil {
-			errc <- err
-			return
-		}
 		ferr := fn()
 		if err := netns.Set(orig); err != nil {
 			errc <- errors.Join(ferr, err)
@@ -109,31 +106,26 @@ func inNetns(ns netns.NsHandle, fn func() error) error {
 	return <-errc
 }
 
+// inNetns runs fn in ns.
+func inNetns(ns netns.NsHandle, fn func() error) error {
+	return onLockedThread(func() error {
+		if err := netns.Set(ns); err != nil {
+			return err
+		}
+		return fn()
+	})
+}
+
 // testNetns makes a named namespace holding a veth pair, removed at cleanup.
 func testNetns(t *testing.T, name string) (netns.NsHandle, *netlink.Handle) {
 	t.Helper()
 	_ = netns.DeleteNamed(name) // left by a killed run
 	var ns netns.NsHandle
-	err := func() error {
-		errc := make(chan error, 1)
-		go func() {
-			runtime.LockOSThread()
-			orig, err := netns.Get()
-			if err != nil {
-				errc <- err
-				return
-			}
-			defer orig.Close()
-			ns, err = netns.NewNamed(name)
-			if serr := netns.Set(orig); serr != nil {
-				errc <- errors.Join(err, serr)
-				return
-			}
-			runtime.UnlockOSThread()
-			errc <- err
-		}()
-		return <-errc
-	}()
+	// NewNamed moves the calling thread into the new namespace.
+	err := onLockedThread(func() (err error) {
+		ns, err = netns.NewNamed(name)
+		return err
+	})
 	if err != nil {
 		t.Fatalf("create netns: %v", err)
 	}

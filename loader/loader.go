@@ -13,6 +13,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
+	"github.com/directorlb/director/director/maglev"
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 )
@@ -213,7 +214,7 @@ func load(sizes Sizes, pinDir string, mac net.HardwareAddr, seed uint32, log zer
 }
 
 func checkSizes(s Sizes) error {
-	if !isPrime(s.RingSize) {
+	if !maglev.IsPrime(s.RingSize) {
 		return fmt.Errorf("ring size %d is not a prime", s.RingSize)
 	}
 	if s.MaxVIPs > 1<<16 || s.MaxReals > 1<<20 {
@@ -223,18 +224,6 @@ func checkSizes(s Sizes) error {
 		return fmt.Errorf("connection table of %d entries is too small (at least 1024)", s.FlowEntries)
 	}
 	return nil
-}
-
-func isPrime(n uint32) bool {
-	if n < 2 {
-		return false
-	}
-	for i := uint32(2); uint64(i)*uint64(i) <= uint64(n); i++ {
-		if n%i == 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // initConfig writes the interface MAC and hash parameters, refusing to change
