@@ -89,34 +89,26 @@ func appendIP(dst []byte, a net.Addr) []byte {
 	return dst
 }
 
-// touchRead and touchWrite push the deadlines forward if needed; now is
-// the time if the caller has it, else zero.
-func (c *timeoutConn) touchRead(now time.Time) error {
+// touch pushes the read (or write) deadline forward when less than
+// timeout-slack of it is left: most calls change nothing and make no
+// system call.
+func (c *timeoutConn) touch(read bool) error {
 	if c.timeout == 0 {
 		return nil
 	}
-	if now.IsZero() {
-		now = time.Now()
+	now := time.Now()
+	dl := &c.wdl
+	if read {
+		dl = &c.rdl
 	}
-	if c.rdl.Sub(now) < c.timeout-c.slack {
-		c.rdl = now.Add(c.timeout)
-		return c.Conn.SetReadDeadline(c.rdl)
-	}
-	return nil
-}
-
-func (c *timeoutConn) touchWrite(now time.Time) error {
-	if c.timeout == 0 {
+	if dl.Sub(now) >= c.timeout-c.slack {
 		return nil
 	}
-	if now.IsZero() {
-		now = time.Now()
+	*dl = now.Add(c.timeout)
+	if read {
+		return c.Conn.SetReadDeadline(*dl)
 	}
-	if c.wdl.Sub(now) < c.timeout-c.slack {
-		c.wdl = now.Add(c.timeout)
-		return c.Conn.SetWriteDeadline(c.wdl)
-	}
-	return nil
+	return c.Conn.SetWriteDeadline(*dl)
 }
 
 // Read reads, first yielding to other goroutines if the connection has
@@ -133,7 +125,7 @@ func (c *timeoutConn) Read(b []byte) (int, error) {
 		// sendAndAwait has just pushed the deadline: no need to look
 		// at the clock again.
 		c.awaited = false
-	} else if err := c.touchRead(time.Time{}); err != nil {
+	} else if err := c.touch(true); err != nil {
 		return 0, err
 	}
 	return c.Conn.Read(b)
@@ -155,7 +147,7 @@ func (c *timeoutConn) Write(b []byte) (int, error) {
 			}
 		}
 	}
-	if err := c.touchWrite(time.Time{}); err != nil {
+	if err := c.touch(false); err != nil {
 		return 0, err
 	}
 	c.wrote = c.yield
@@ -193,7 +185,7 @@ func (c *timeoutConn) sendAndAwait() error {
 	c.capture = false
 	// The raw write does not block; a rest that the socket did not take
 	// goes through Write, which keeps the write deadline.
-	if err := c.touchRead(time.Time{}); err != nil {
+	if err := c.touch(true); err != nil {
 		return err
 	}
 	c.sent, c.phase, c.sendErr = 0, 0, nil
