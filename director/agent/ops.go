@@ -251,12 +251,10 @@ func (a *Agent) adjacent(iface string, addr netip.Addr) error {
 	if err != nil {
 		return err
 	}
-	for _, p := range prefixes {
-		if p.Contains(addr) {
-			return nil
-		}
+	if err := config.OnLink(prefixes, iface, addr); err != nil {
+		return fmt.Errorf("%w: %v", api.ErrInvalid, err)
 	}
-	return fmt.Errorf("%w: %v is on no subnet of %s (direct routing needs the real on the same link)", api.ErrInvalid, addr, iface)
+	return nil
 }
 
 // RemoveReal implements api.Ops.

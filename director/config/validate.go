@@ -3,6 +3,7 @@ package config
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"path/filepath"
 	"slices"
@@ -170,23 +171,30 @@ func (v *validator) onLink(a opt[netip.Addr], iface string) {
 	if !ok {
 		return
 	}
-	for _, p := range ps {
-		if p.Contains(a.v) {
-			return
-		}
+	if err := OnLink(ps, iface, a.v); err != nil {
+		v.errorf(a.pos, "%v", err)
 	}
+}
+
+// OnLink says why a cannot be a real of a VIP on iface when it is in none of
+// iface's directly connected subnets, prefixes: direct routing rewrites MACs
+// only, so the real must be on the same link. nil when it is.
+func OnLink(prefixes []netip.Prefix, iface string, a netip.Addr) error {
 	var names []string
-	for _, p := range ps {
-		if p.Addr().Is4() == a.v.Is4() {
-			names = append(names, p.String())
+	for _, p := range prefixes {
+		if p.Contains(a) {
+			return nil
+		}
+		if p.Addr().Is4() == a.Is4() {
+			names = append(names, p.Masked().String())
 		}
 	}
 	have := "it has none of this family"
 	if len(names) > 0 {
 		have = "its subnets: " + strings.Join(names, ", ")
 	}
-	v.errorf(a.pos, "%v is in no subnet directly connected to %s (%s); direct routing needs the real on the same link",
-		a.v, iface, have)
+	return fmt.Errorf("%v is in no subnet directly connected to %s (%s); direct routing needs the real on the same link",
+		a, iface, have)
 }
 
 func (v *validator) vips() {
