@@ -126,7 +126,6 @@ type realState struct {
 	weight  uint32
 	drained bool
 	check   config.Check
-	added   bool // by the operator, not in the config
 	// the health verdict's history, for ctl and the stats page
 	since time.Time
 	cause string

@@ -40,8 +40,7 @@ func (a *Agent) desired(cfg *config.Config, over director.Overrides) map[string]
 				if err != nil || vs.reals[addr] != nil {
 					continue
 				}
-				vs.reals[addr] = &realState{weight: w, check: checkFor(v, addr), added: true,
-					drained: inList(o.Drained, addr)}
+				vs.reals[addr] = &realState{weight: w, check: checkFor(v, addr), drained: inList(o.Drained, addr)}
 			}
 		}
 		out[v.Name] = vs
@@ -145,7 +144,7 @@ func (a *Agent) addReal(ifc *iface, name string, vs *vipState, addr netip.Addr, 
 			return fmt.Errorf("VIP %s real %v: %w", name, addr, err)
 		}
 	}
-	rs := &realState{weight: wr.weight, drained: wr.drained, check: wr.check, added: wr.added}
+	rs := &realState{weight: wr.weight, drained: wr.drained, check: wr.check}
 	vs.reals[addr] = rs
 	ifc.res.Add(addr)
 	return a.watch(name, addr, rs, !healthy)
@@ -184,7 +183,6 @@ func (a *Agent) updateReal(ifc *iface, name string, vs *vipState, addr netip.Add
 		}
 		cr.drained = wr.drained
 	}
-	cr.added = wr.added
 	if !cr.check.Equal(wr.check) {
 		cr.check = wr.check
 		st, _ := a.mon.Status(healthKey(name, addr))
