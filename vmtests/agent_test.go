@@ -36,8 +36,9 @@ type agentRun struct {
 }
 
 // startAgent runs `director run` on host with the example config name,
-// made to use a private control socket and state file.
-func startAgent(t *testing.T, top *topo.Topology, host *topo.Host, example string) *agentRun {
+// made to use a private control socket and state file, after the edits
+// (functions of the config's text).
+func startAgent(t *testing.T, top *topo.Topology, host *topo.Host, example string, edits ...func(string) string) *agentRun {
 	t.Helper()
 	bin, err := topo.GoBuild("github.com/directorlb/director/cmd/director")
 	if err != nil {
@@ -50,7 +51,11 @@ func startAgent(t *testing.T, top *topo.Topology, host *topo.Host, example strin
 	dir := t.TempDir()
 	socket := filepath.Join(dir, "director.sock")
 	cfg := filepath.Join(dir, example)
-	body := string(src) + fmt.Sprintf("\ncontrol_socket: %s\n", socket)
+	body := string(src)
+	for _, e := range edits {
+		body = e(body)
+	}
+	body += fmt.Sprintf("\ncontrol_socket: %s\n", socket)
 	// The metrics port is per network namespace: no clash between runs.
 	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
