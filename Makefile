@@ -24,7 +24,7 @@ build:
 # The main job on an embedded default, on this machine: a namespace topology
 # with a client, a director running the agent and three web servers. Root.
 demo: build
-	$(GO) run ./vmtests/cmd/demo -config configs/single.yaml -director $(BIN)
+	$(GO) run ./vmtests/cmd/demo -director $(BIN)
 
 # Everything: unit tests, kernel tests (BPF_PROG_TEST_RUN, attach, netlink),
 # the namespace topologies, and the kernel matrix in VMs. Root tests skip

@@ -1,7 +1,9 @@
-// Command demo brings up a director on this machine, in network namespaces:
-// a client, a director running `director run` with configs/single.yaml, and
-// three web servers in DR mode. It shows requests spreading, then offers a
-// menu of things to try. Ctrl-C (or q) tears everything down.
+// Command demo brings up an active/standby director pair on this machine,
+// in network namespaces: a client, two directors running `director run`
+// with configs/pair-master.yaml and pair-backup.yaml (VRRP between them,
+// the VIP on the master), and three web servers in DR mode. It shows
+// requests spreading, then offers a menu of things to try, "kill the
+// master" among them. Ctrl-C (or q) tears everything down.
 //
 // Run it as root from the repository: sudo make demo.
 package main
@@ -20,6 +22,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/directorlb/director/director/api"
@@ -30,10 +33,11 @@ import (
 )
 
 func main() {
-	config := flag.String("config", "configs/single.yaml", "the director's config (its addresses match the demo topology)")
+	master := flag.String("master", "configs/pair-master.yaml", "dir1's config (its addresses match the demo topology)")
+	backup := flag.String("backup", "configs/pair-backup.yaml", "dir2's config")
 	bin := flag.String("director", "bin/director", "the director binary")
 	flag.Parse()
-	if err := run(*config, *bin); err != nil {
+	if err := run(*master, *backup, *bin); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		topo.CloseAll()
 		os.Exit(1)
@@ -41,18 +45,26 @@ func main() {
 }
 
 type demo struct {
-	top     *topo.Topology
-	bin     string
-	socket  string
-	client  *topo.Host
-	webs    map[string]*topo.WebServer
-	agent   *topo.Process
-	url     string
-	pinRoot string
-	dir     *topo.Host
+	top    *topo.Topology
+	bin    string
+	tmp    string
+	client *topo.Host
+	webs   map[string]*topo.WebServer
+	dirs   []*director
+	url    string
 }
 
-func run(configPath, bin string) error {
+// director is one node of the pair and its agent.
+type director struct {
+	host    *topo.Host
+	config  string
+	socket  string
+	pinRoot string
+	agent   *topo.Process
+	ctl     *api.Client
+}
+
+func run(masterConfig, backupConfig, bin string) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("run as root: sudo make demo")
 	}
@@ -62,17 +74,24 @@ func run(configPath, bin string) error {
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	spec := topo.DRSpec(1, 1, 3)
-	spec.XDPMode = topo.XDPGeneric // as configs/single.yaml asks
-	spec.Hosts[0].Addrs = 3
+	spec := topo.DRSpec(1, 2, 3)
+	spec.XDPMode = topo.XDPGeneric // as the pair configs ask
+	for i := range spec.Hosts {
+		if spec.Hosts[i].Role == topo.RoleDirector {
+			spec.Hosts[i].NoVIP = true // VRRP puts it on the master
+		}
+		if spec.Hosts[i].Role == topo.RoleClient {
+			spec.Hosts[i].Addrs = 3
+		}
+	}
 	spec.Log = &log
-	say("building the topology: client cl1, director dir1, web servers rs1-rs3 on one bridge")
+	say("building the topology: client cl1, directors dir1 and dir2, web servers rs1-rs3 on one bridge")
 	top, err := topo.New(ctx, spec)
 	if err != nil {
 		return err
 	}
 	defer top.Close()
-	d := &demo{top: top, client: top.Clients()[0], webs: map[string]*topo.WebServer{}, dir: top.Directors()[0],
+	d := &demo{top: top, client: top.Clients()[0], webs: map[string]*topo.WebServer{},
 		url: fmt.Sprintf("http://%s/", netip.AddrPortFrom(top.VIP4(), topo.WebPort))}
 	for _, r := range top.Reals() {
 		w, err := top.StartWebserver(ctx, r)
@@ -84,47 +103,75 @@ func run(configPath, bin string) error {
 	if d.bin, err = filepath.Abs(bin); err != nil {
 		return err
 	}
-	tmp, err := os.MkdirTemp("", "director-demo-")
-	if err != nil {
+	if d.tmp, err = os.MkdirTemp("", "director-demo-"); err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
-	d.socket = filepath.Join(tmp, "director.sock")
-	src, err := os.ReadFile(configPath)
-	if err != nil {
-		return err
-	}
-	cfg := filepath.Join(tmp, filepath.Base(configPath))
-	if err := os.WriteFile(cfg, append(src, fmt.Sprintf("\ncontrol_socket: %s\n", d.socket)...), 0o600); err != nil {
-		return err
-	}
-	d.pinRoot = "/sys/fs/bpf/" + top.Prefix + "-demo"
-	defer func() {
-		d.dir.Do(func() error { return loader.Teardown(d.pinRoot, d.dir.Iface) })
-		os.RemoveAll(d.pinRoot)
-	}()
-	say("starting `director run --config %s` on dir1", configPath)
-	d.agent, err = d.dir.Start(topo.ProcSpec{Name: "director", Path: d.bin,
-		Args: []string{"run", "--config", cfg, "--pin-root", d.pinRoot}})
-	if err != nil {
-		return err
-	}
-	ctl := api.NewClient(d.socket)
-	err = topo.WaitFor(ctx, 30*time.Second, "the director with every real up", func() (bool, error) {
-		if d.agent.Exited() {
-			return false, topo.Permanent(fmt.Errorf("the agent exited:\n%s", d.agent.Log()))
+	defer os.RemoveAll(d.tmp)
+	for i, path := range []string{masterConfig, backupConfig} {
+		host := top.Directors()[i]
+		dir, err := d.newDirector(host, path)
+		if err != nil {
+			return err
 		}
-		vips, err := ctl.VIPs(ctx)
-		return err == nil && len(vips) > 0 && vips[0].RealsUp == vips[0].Reals, nil
+		defer func() {
+			if dir.agent != nil {
+				dir.agent.Stop(5 * time.Second)
+			}
+			host.Do(func() error { return loader.Teardown(dir.pinRoot, host.Iface) })
+			os.RemoveAll(dir.pinRoot)
+		}()
+		d.dirs = append(d.dirs, dir)
+		say("starting `director run --config %s` on %s", path, host.Name)
+		if err := dir.start(ctx, d.bin); err != nil {
+			return err
+		}
+	}
+	err = topo.WaitFor(ctx, 30*time.Second, "dir1 VRRP master with the VIP", func() (bool, error) {
+		return d.dirs[0].hasVIP(top.VIP4())
 	})
 	if err != nil {
 		return err
 	}
-	say("the VIP %s is up; 30 requests from the client, each on a new connection:", top.VIP4())
+	say("dir1 is the VRRP master and holds the VIP %s; 30 requests from the client, each on a new connection:", top.VIP4())
 	d.spread(30)
 	d.menu()
 	return nil
 }
+
+func (d *demo) newDirector(host *topo.Host, configPath string) (*director, error) {
+	src, err := os.ReadFile(configPath)
+	if err != nil {
+		return nil, err
+	}
+	dir := &director{host: host,
+		config:  filepath.Join(d.tmp, host.Name+"-"+filepath.Base(configPath)),
+		socket:  filepath.Join(d.tmp, host.Name+".sock"),
+		pinRoot: "/sys/fs/bpf/" + d.top.Prefix + "-demo-" + host.Name}
+	dir.ctl = api.NewClient(dir.socket)
+	body := append(src, fmt.Sprintf("\ncontrol_socket: %s\n", dir.socket)...)
+	return dir, os.WriteFile(dir.config, body, 0o600)
+}
+
+// start runs the agent and waits until it answers with every real up.
+func (dir *director) start(ctx context.Context, bin string) error {
+	p, err := dir.host.Start(topo.ProcSpec{Name: "director", Path: bin,
+		Args: []string{"run", "--config", dir.config, "--pin-root", dir.pinRoot, "--node", dir.host.Name}})
+	if err != nil {
+		return err
+	}
+	dir.agent = p
+	return topo.WaitFor(ctx, 30*time.Second, dir.host.Name+" with every real up", func() (bool, error) {
+		if p.Exited() {
+			return false, topo.Permanent(fmt.Errorf("the agent on %s exited:\n%s", dir.host.Name, p.Log()))
+		}
+		vips, err := dir.ctl.VIPs(ctx)
+		return err == nil && len(vips) > 0 && vips[0].RealsUp == vips[0].Reals, nil
+	})
+}
+
+func (dir *director) running() bool { return dir.agent != nil && !dir.agent.Exited() }
+
+func (dir *director) hasVIP(vip netip.Addr) (bool, error) { return dir.host.HasAddr(dir.host.Iface, vip) }
 
 func say(format string, args ...any) { fmt.Printf("\n>> "+format+"\n", args...) }
 
@@ -165,10 +212,14 @@ func (d *demo) spread(n int) {
 	}
 }
 
-func (d *demo) ctl(args ...string) {
-	cmd := exec.Command(d.bin, append([]string{"ctl", "--socket", d.socket}, args...)...)
+// ctl runs `director ctl` against the master's agent, or dir1's if
+// neither is master.
+func (d *demo) ctl(args ...string) { d.ctlOn(d.master(), args...) }
+
+func (d *demo) ctlOn(dir *director, args ...string) {
+	cmd := exec.Command(d.bin, append([]string{"ctl", "--socket", dir.socket}, args...)...)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stdout
-	fmt.Printf("$ director ctl %s\n", strings.Join(args, " "))
+	fmt.Printf("%s$ director ctl %s\n", dir.host.Name, strings.Join(args, " "))
 	if err := cmd.Run(); err != nil {
 		fmt.Println("  (exit:", err, ")")
 	}
@@ -184,10 +235,16 @@ func (d *demo) menu() {
 			out, err := d.client.Curl(context.Background(), "-s", d.url)
 			fmt.Printf("$ curl %s\n%s%v\n", d.url, out, errOrEmpty(err))
 		}},
-		{"2", "director ctl status", func() { d.ctl("status") }},
-		{"3", "director ctl real list", func() { d.ctl("real", "list") }},
-		{"4", "drain rs1 (existing connections finish, no new ones)", func() { d.ctl("real", "drain", "web", rs1) }},
-		{"5", "enable rs1 again", func() { d.ctl("real", "enable", "web", rs1) }},
+		{"2", "director ctl status on both directors (VRRP state, priority, master)", func() {
+			for _, dir := range d.dirs {
+				if d.note(dir) {
+					d.ctlOn(dir, "status")
+				}
+			}
+		}},
+		{"3", "director ctl real list (on the master)", func() { d.ctl("real", "list") }},
+		{"4", "drain rs1 on both directors (existing connections finish, no new ones)", func() { d.both("real", "drain", "web", rs1) }},
+		{"5", "enable rs1 again on both", func() { d.both("real", "enable", "web", rs1) }},
 		{"6", "make rs2 fail its health check (/check.txt answers 503)", func() {
 			d.webs["rs2"].SetHealthy(false)
 			fmt.Println("rs2 now fails /check.txt; after fall 5 x inter 2s it leaves (try 3 and 8)")
@@ -197,6 +254,9 @@ func (d *demo) menu() {
 			fmt.Println("rs2 passes again; after rise 2 x inter 2s it rejoins")
 		}},
 		{"8", "send 60 requests and show who answered", func() { d.spread(60) }},
+		{"9", "kill the master (SIGKILL) and watch the backup take the VIP", func() { d.failover(syscall.SIGKILL) }},
+		{"10", "stop the master cleanly (SIGTERM: it sends priority 0)", func() { d.failover(syscall.SIGTERM) }},
+		{"11", "start the stopped director again (dir1 preempts: priority 150 > 100)", d.restart},
 	}
 	in := bufio.NewScanner(os.Stdin)
 	for {
@@ -219,6 +279,96 @@ func (d *demo) menu() {
 			}
 		}
 	}
+}
+
+// master is the director holding the VIP, or the first one running.
+func (d *demo) master() *director {
+	for _, dir := range d.dirs {
+		if has, _ := dir.hasVIP(d.top.VIP4()); has && dir.running() {
+			return dir
+		}
+	}
+	for _, dir := range d.dirs {
+		if dir.running() {
+			return dir
+		}
+	}
+	return d.dirs[0]
+}
+
+// note says so if dir's agent is not running, and reports whether it is.
+func (d *demo) note(dir *director) bool {
+	if !dir.running() {
+		fmt.Printf("%s: the agent is not running (11 starts it)\n", dir.host.Name)
+		return false
+	}
+	return true
+}
+
+// both runs a ctl command on each running director: ctl changes are a
+// node's own, so a pair is changed on both nodes.
+func (d *demo) both(args ...string) {
+	for _, dir := range d.dirs {
+		if d.note(dir) {
+			d.ctlOn(dir, args...)
+		}
+	}
+}
+
+// failover signals the master's agent and times the other director's
+// taking the VIP, while the client keeps requesting.
+func (d *demo) failover(sig syscall.Signal) {
+	from := d.master()
+	var to *director
+	for _, dir := range d.dirs {
+		if dir != from && dir.running() {
+			to = dir
+		}
+	}
+	if to == nil || !from.running() {
+		fmt.Println("both directors must be running first (11 starts the stopped one)")
+		return
+	}
+	vip := d.top.VIP4()
+	name := map[syscall.Signal]string{syscall.SIGKILL: "SIGKILL", syscall.SIGTERM: "SIGTERM"}[sig]
+	fmt.Printf("sending %s to the agent on %s (the master)\n", name, from.host.Name)
+	start := time.Now()
+	if err := from.agent.Signal(sig); err != nil {
+		fmt.Println("signal:", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	err := topo.WaitFor(ctx, 0, to.host.Name+" holding the VIP", func() (bool, error) { return to.hasVIP(vip) })
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Printf("%s took the VIP after %v", to.host.Name, time.Since(start).Round(10*time.Millisecond))
+	if sig == syscall.SIGKILL {
+		fmt.Println(" (Master_Down_Interval = 3 x advert 1s + skew 0.61s = 3.61s after the last advert)")
+		fmt.Printf("the killed agent left the XDP program and the VIP on %s, as a crashed node would\n", from.host.Name)
+	} else {
+		fmt.Println(" (Skew_Time 0.61s after the priority-0 advert)")
+	}
+	from.agent.Wait(ctx)
+	d.spread(30)
+}
+
+func (d *demo) restart() {
+	for _, dir := range d.dirs {
+		if dir.running() {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		fmt.Printf("starting the agent on %s again\n", dir.host.Name)
+		if err := dir.start(ctx, d.bin); err != nil {
+			fmt.Println(err)
+		}
+		cancel()
+		return
+	}
+	fmt.Println("both agents are running")
 }
 
 func errOrEmpty(err error) string {
