@@ -3,6 +3,7 @@
 package director
 
 import (
+	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
@@ -121,6 +122,8 @@ type real struct {
 	healthy bool
 	mac     net.HardwareAddr
 	state   loader.RealState
+	// written is the MAC last written to the dataplane.
+	written net.HardwareAddr
 }
 
 // NewBalancer adopts what dp already holds (an agent restarted over pinned
@@ -595,6 +598,15 @@ func (b *Balancer) apply(s *service) error {
 			}
 		}
 	}
+	// A real that keeps its rights but got a new MAC (a replaced NIC, a
+	// moved VM) is rewritten in place: one atomic map update.
+	for r, st := range want {
+		if st == r.state && st != loader.RealDown && !bytes.Equal(r.mac, r.written) {
+			if err := b.writeReal(s, r); err != nil {
+				return err
+			}
+		}
+	}
 	// Reals come from a map, in no fixed order: sort, so that a change
 	// that shapes nothing (a no-op weight, a check that stays up) does not
 	// rebuild and rewrite the table.
@@ -643,7 +655,11 @@ func (b *Balancer) writeReal(s *service, r *real) error {
 	if mac == nil {
 		mac = make(net.HardwareAddr, 6)
 	}
-	return b.dp.SetReal(r.id, loader.Real{VIPID: s.id, Addr: r.addr, MAC: mac, State: r.state})
+	if err := b.dp.SetReal(r.id, loader.Real{VIPID: s.id, Addr: r.addr, MAC: mac, State: r.state}); err != nil {
+		return err
+	}
+	r.written = slices.Clone(r.mac)
+	return nil
 }
 
 // Services lists the VIPs with their reals, sorted.

@@ -3,6 +3,7 @@ package director
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"testing"
@@ -154,6 +155,24 @@ func TestBalancerUnresolvedMAC(t *testing.T) {
 	r := realStatus(t, b, rs1)
 	if dpr, _ := dp.Real(r.ID); dpr.MAC.String() != newMAC.String() || dpr.State != loader.RealUp {
 		t.Fatalf("moved real in dataplane: %+v", dpr)
+	}
+}
+
+// A real that stays up while its MAC changes (a new NIC, a moved VM) is
+// rewritten in place; the table does not move.
+func TestBalancerMACChangeInPlace(t *testing.T) {
+	b, dp := newTestBalancer(t, KeepLast)
+	before := dp.Share(vip)
+	newMAC := net.HardwareAddr{2, 9, 9, 9, 9, 8}
+	if err := b.SetMAC(vip, rs2, newMAC); err != nil {
+		t.Fatal(err)
+	}
+	r := realStatus(t, b, rs2)
+	if dpr, _ := dp.Real(r.ID); dpr.MAC.String() != newMAC.String() || dpr.State != loader.RealUp {
+		t.Fatalf("real with a new MAC in the dataplane: %+v", dpr)
+	}
+	if after := dp.Share(vip); !maps.Equal(before, after) {
+		t.Fatalf("table changed: %v -> %v", before, after)
 	}
 }
 

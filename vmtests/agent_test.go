@@ -334,6 +334,10 @@ func TestAgentSingleDirector(t *testing.T) {
 		t.Logf("%d requests across SIGKILL and restart, answered by %v", l.total.Load(), servers)
 	})
 
+	t.Run("ctl binary, good and bad input", func(t *testing.T) { testCtlCLI(ctx, t, top, a, vip) })
+	t.Run("ctl change latency", func(t *testing.T) { testChangeLatency(ctx, t, top, a, vip) })
+	t.Run("metrics", func(t *testing.T) { testMetrics(ctx, t, a, vip) })
+
 	t.Run("reload with an invalid file changes nothing", func(t *testing.T) {
 		before, _ := a.ctl.Reals(ctx, vip)
 		good, _ := os.ReadFile(a.config)
@@ -359,6 +363,8 @@ func TestAgentSingleDirector(t *testing.T) {
 		}
 		os.WriteFile(a.config, good, 0o600)
 	})
+
+	t.Run("a real's MAC changes", func(t *testing.T) { testMACChange(ctx, t, top, a, vip, url) })
 }
 
 func stripTimes(rs []api.Real) []api.Real {
