@@ -171,7 +171,9 @@ func (dir *director) start(ctx context.Context, bin string) error {
 
 func (dir *director) running() bool { return dir.agent != nil && !dir.agent.Exited() }
 
-func (dir *director) hasVIP(vip netip.Addr) (bool, error) { return dir.host.HasAddr(dir.host.Iface, vip) }
+func (dir *director) hasVIP(vip netip.Addr) (bool, error) {
+	return dir.host.HasAddr(dir.host.Iface, vip)
+}
 
 func say(format string, args ...any) { fmt.Printf("\n>> "+format+"\n", args...) }
 
