@@ -24,6 +24,7 @@ type Collector struct {
 	realState, realWeight, checkDur   *prometheus.Desc
 	packets, ctHits, ctMisses         *prometheus.Desc
 	vrrpState, vrrpPriority           *prometheus.Desc
+	vrrpEvents, vrrpDiscards          *prometheus.Desc
 }
 
 // NewCollector reads from ops (the agent).
@@ -48,13 +49,15 @@ func NewCollector(ops api.Ops, log zerolog.Logger) *Collector {
 		ctMisses:     d("xdp", "flow_table_misses_total", "Packets whose real was picked from the Maglev table."),
 		vrrpState:    d("vrrp", "state", "1 for the instance's current state.", "instance", "state"),
 		vrrpPriority: d("vrrp", "priority", "The instance's effective priority.", "instance"),
+		vrrpEvents:   d("vrrp", "events_total", "Protocol events: adverts sent and received, priority-0 adverts, becoming master, transitions, errors.", "instance", "event"),
+		vrrpDiscards: d("vrrp", "discards_total", "Received adverts discarded, by cause.", "instance", "cause"),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.vipPackets, c.vipBytes, c.vipFlows, c.realPackets, c.realBytes,
-		c.realFlows, c.realState, c.realWeight, c.checkDur, c.packets, c.ctHits, c.ctMisses, c.vrrpState, c.vrrpPriority} {
+		c.realFlows, c.realState, c.realWeight, c.checkDur, c.packets, c.ctHits, c.ctMisses, c.vrrpState, c.vrrpPriority, c.vrrpEvents, c.vrrpDiscards} {
 		ch <- d
 	}
 }
@@ -89,6 +92,15 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(c.vrrpState, b2f(in.State == s), in.Name, s)
 		}
 		gauge(c.vrrpPriority, float64(in.Priority), in.Name)
+		k := in.Counters
+		for ev, v := range map[string]uint64{"advert_sent": k.AdvertsSent, "advert_received": k.AdvertsReceived,
+			"priority0_sent": k.Priority0Sent, "priority0_received": k.Priority0Received, "became_master": k.BecameMaster,
+			"transition": k.Transitions, "send_error": k.SendErrors, "action_error": k.ActionErrors} {
+			counter(c.vrrpEvents, v, in.Name, ev)
+		}
+		for cause, v := range k.Discards {
+			counter(c.vrrpDiscards, v, in.Name, cause)
+		}
 	}
 	vips, err := c.ops.VIPs(ctx)
 	if err != nil {

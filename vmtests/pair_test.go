@@ -72,6 +72,24 @@ func testAgentPair(t *testing.T, advert time.Duration) {
 	}
 	vrrpState(ctx, t, a1, "MASTER")
 	vrrpState(ctx, t, a2, "BACKUP")
+	// The backup hears the master's adverts and discards none; ctl
+	// status says so to an operator.
+	if err := topo.WaitFor(ctx, 10*time.Second, "dir2 receiving adverts", func() (bool, error) {
+		st, err := a2.ctl.Status(ctx)
+		if err != nil || len(st.VRRP) == 0 {
+			return false, err
+		}
+		in := st.VRRP[0]
+		if len(in.Counters.Discards) > 0 {
+			return false, topo.Permanent(fmt.Errorf("discards: %v", in.Counters.Discards))
+		}
+		return in.Counters.AdvertsReceived >= 2 && in.Master == dir1.Addr4().String() && in.AdvertInterval == advert, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := a2.ctlRun(ctx, "status"); code != 0 || !strings.Contains(out, "BACKUP, priority 100") || !strings.Contains(out, "adverts sent") {
+		t.Errorf("ctl status on the backup: exit %d\n%s", code, out)
+	}
 
 	cl := top.Clients()[0]
 	url := fmt.Sprintf("http://%s/", netip.AddrPortFrom(vip, topo.WebPort))

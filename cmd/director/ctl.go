@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"sort"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -187,6 +188,20 @@ func printStatus(w io.Writer, st api.Status) {
 	}
 	for _, v := range st.VRRP {
 		fmt.Fprintf(w, "vrrp %s\t%s, priority %d (base %d), master %s, since %s\n", v.Name, v.State, v.Priority, v.Base, v.Master, v.Since.Format(time.TimeOnly))
+		c := v.Counters
+		fmt.Fprintf(w, "vrrp %s\tvrid %d, advert %v; adverts sent %d, received %d; priority 0 sent %d, received %d; became master %d, transitions %d\n",
+			v.Name, v.VRID, v.AdvertInterval, c.AdvertsSent, c.AdvertsReceived, c.Priority0Sent, c.Priority0Received, c.BecameMaster, c.Transitions)
+		if len(v.FailingTracks) > 0 {
+			fmt.Fprintf(w, "vrrp %s\tfailing tracks: %s\n", v.Name, strings.Join(v.FailingTracks, ", "))
+		}
+		if c.SendErrors+c.ActionErrors > 0 || len(c.Discards) > 0 {
+			causes := make([]string, 0, len(c.Discards))
+			for k, n := range c.Discards {
+				causes = append(causes, fmt.Sprintf("%s %d", k, n))
+			}
+			sort.Strings(causes)
+			fmt.Fprintf(w, "vrrp %s\tsend errors %d, action errors %d, discarded: %s\n", v.Name, c.SendErrors, c.ActionErrors, strings.Join(causes, ", "))
+		}
 	}
 	keys := make([]string, 0, len(st.Packets))
 	for k := range st.Packets {

@@ -62,8 +62,21 @@ func (a *Agent) Status(ctx context.Context) (api.Status, error) {
 	}
 	for _, v := range a.vrrps {
 		vs := v.Status()
+		c := vs.Counters
 		in := api.VRRPInstance{Name: vs.Name, State: vs.State.String(), Priority: int(vs.Priority),
-			Base: int(vs.BasePriority), Since: vs.Since}
+			Base: int(vs.BasePriority), Since: vs.Since, VRID: int(vs.VRID), AdvertInterval: vs.MasterInterval,
+			FailingTracks: vs.FailingChecks,
+			Counters: api.VRRPCounters{AdvertsSent: c.AdvertsSent, AdvertsReceived: c.AdvertsReceived,
+				Priority0Sent: c.Priority0Sent, Priority0Received: c.Priority0Received, BecameMaster: c.BecameMaster,
+				Transitions: c.Transitions, SendErrors: c.SendErrors, ActionErrors: c.ActionErrors}}
+		for cause, n := range c.Discards {
+			if n > 0 {
+				if in.Counters.Discards == nil {
+					in.Counters.Discards = map[string]uint64{}
+				}
+				in.Counters.Discards[cause] = n
+			}
+		}
 		if vs.MasterAddr.IsValid() {
 			in.Master = vs.MasterAddr.String()
 		}

@@ -43,6 +43,29 @@ type VRRPInstance struct {
 	Base     int       `json:"base_priority"`
 	Master   string    `json:"master,omitempty"`
 	Since    time.Time `json:"since"`
+	VRID     int       `json:"vrid"`
+	// AdvertInterval is the master's advertisement interval (a backup
+	// learns it from the adverts).
+	AdvertInterval time.Duration `json:"advert_interval_ns"`
+	// FailingTracks names the tracks lowering the priority or forcing
+	// FAULT.
+	FailingTracks []string     `json:"failing_tracks,omitempty"`
+	Counters      VRRPCounters `json:"counters"`
+}
+
+// VRRPCounters count an instance's protocol events since the agent started.
+type VRRPCounters struct {
+	AdvertsSent       uint64 `json:"adverts_sent"`
+	AdvertsReceived   uint64 `json:"adverts_received"`
+	Priority0Sent     uint64 `json:"priority0_sent"`
+	Priority0Received uint64 `json:"priority0_received"`
+	BecameMaster      uint64 `json:"became_master"`
+	Transitions       uint64 `json:"transitions"`
+	SendErrors        uint64 `json:"send_errors"`
+	ActionErrors      uint64 `json:"action_errors"`
+	// Discards are received adverts dropped, by cause (ttl, version,
+	// checksum, vrid, auth, interval...).
+	Discards map[string]uint64 `json:"discards,omitempty"`
 }
 
 // Counters are a VIP's or a real's traffic.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -70,6 +71,13 @@ func (r *Resolver) start() (*session, error) {
 func (s *session) subErr(what string) func(error) {
 	return func(err error) {
 		if s.stopping.Load() {
+			return
+		}
+		// A message some other process's netlink socket sent to the group
+		// is skipped by the library and reported: not ours to act on. It
+		// comes as a plain fmt error, so only its text tells.
+		if strings.HasPrefix(err.Error(), "Wrong sender portid") {
+			s.r.log.Debug().Err(err).Msgf("%s subscription: skipped a message", what)
 			return
 		}
 		s.r.log.Warn().Err(err).Msgf("%s subscription", what)
