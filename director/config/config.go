@@ -41,6 +41,34 @@ func Load(path string, links Links) (*Config, error) {
 // Parse validates data, the contents of the file at path. Relative paths in
 // it (state_file, control_socket) are taken relative to path's directory.
 func Parse(path string, data []byte, links Links) (*Config, error) {
+	return parseKind(path, data, links, forAgent)
+}
+
+// LoadL7 reads and validates a configuration for `director l7`: the l7
+// section (required), control socket, metrics and stats, and none of the
+// XDP tier's sections.
+func LoadL7(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return ParseL7(path, data)
+}
+
+// ParseL7 is LoadL7 on data, the contents of the file at path.
+func ParseL7(path string, data []byte) (*Config, error) {
+	return parseKind(path, data, nil, forL7)
+}
+
+// kind is what a file configures: the agent, or the HTTP tier alone.
+type kind int
+
+const (
+	forAgent kind = iota
+	forL7
+)
+
+func parseKind(path string, data []byte, links Links, k kind) (*Config, error) {
 	r := &report{file: path}
 	n := parseDocument(r, data)
 	if n == nil {
@@ -51,7 +79,7 @@ func Parse(path string, data []byte, links Links) (*Config, error) {
 	if raw == nil || w.over {
 		return nil, r.err()
 	}
-	cfg := validate(r, raw, path, links)
+	cfg := validate(r, raw, path, links, k)
 	if err := r.err(); err != nil {
 		return nil, err
 	}

@@ -28,6 +28,7 @@ type rawConfig struct {
 	vipsList      opt[struct{}]
 	vips          []rawVIP
 	vrrps         []rawVRRP
+	l7            *rawL7
 }
 
 type rawInterface struct {
@@ -158,7 +159,7 @@ const minTrackWeight, maxTrackWeight = -254, 254
 
 func parseRoot(w *walker, n *yaml.Node) *rawConfig {
 	f := w.mapping(n, pos{}, "interfaces", "control_socket", "state_file", "metrics",
-		"hash_seed", "sizes", "check_defaults", "vips", "vrrp")
+		"hash_seed", "sizes", "check_defaults", "vips", "vrrp", "l7")
 	if f == nil {
 		return nil
 	}
@@ -203,6 +204,9 @@ func parseRoot(w *walker, n *yaml.Node) *rawConfig {
 			c.vrrps = append(c.vrrps, *v)
 		}
 	})
+	if n, p := f.at("l7"); n != nil {
+		c.l7 = parseL7(w, n, p)
+	}
 	return c
 }
 

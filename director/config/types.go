@@ -44,6 +44,8 @@ type Config struct {
 	VIPs []VIP
 	// VRRP instances in file order.
 	VRRP []VRRPInstance
+	// L7 is the HTTP tier, nil if the file has no l7 section.
+	L7 *L7
 }
 
 // Interface is an interface the XDP program is attached to.

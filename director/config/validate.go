@@ -39,6 +39,7 @@ type validator struct {
 	*report
 	raw   *rawConfig
 	links Links
+	kind  kind
 	cfg   *Config
 	// ifaces: position of each interface by name.
 	ifaces map[string]pos
@@ -46,18 +47,49 @@ type validator struct {
 	prefixes map[string][]netip.Prefix
 }
 
-func validate(r *report, raw *rawConfig, file string, links Links) *Config {
-	v := &validator{report: r, raw: raw, links: links, cfg: &Config{File: file},
+func validate(r *report, raw *rawConfig, file string, links Links, k kind) *Config {
+	v := &validator{report: r, raw: raw, links: links, kind: k, cfg: &Config{File: file},
 		ifaces: map[string]pos{}, prefixes: map[string][]netip.Prefix{}}
+	if k == forL7 {
+		v.l7Only()
+	}
 	v.top(file)
 	v.vips()
 	v.vrrps()
+	// A VIP of mode local goes to this host's stack: to the l7 section's
+	// frontend that binds it, or to another local server (an nginx).
+	v.cfg.L7 = v.l7(raw.l7)
 	return v.cfg
 }
 
+// l7Only rejects, for `director l7`, the sections only the agent runs, and
+// requires the l7 section.
+func (v *validator) l7Only() {
+	raw := v.raw
+	for _, o := range []struct {
+		given bool
+		p     pos
+		key   string
+	}{
+		{raw.interfaces.set || raw.interfaces.bad, raw.interfaces.pos, "interfaces"},
+		{raw.vipsList.set || raw.vipsList.bad, raw.vipsList.pos, "vips"},
+		{len(raw.vrrps) > 0, raw.pos.key("vrrp"), "vrrp"},
+		{raw.hashSeed.set, raw.hashSeed.pos, "hash_seed"},
+		{raw.checkDefaults != nil, raw.pos.key("check_defaults"), "check_defaults"},
+	} {
+		if o.given {
+			v.errorf(o.p, "%s is the agent's (director run), not director l7's", o.key)
+		}
+	}
+	if raw.l7 == nil {
+		v.errorf(raw.pos.key("l7"), "required: director l7 runs the l7 section")
+	}
+}
+
+
 func (v *validator) top(file string) {
 	raw, c := v.raw, v.cfg
-	if raw.interfaces.absent() || (raw.interfaces.set && len(raw.ifaces) == 0) {
+	if v.kind == forAgent && (raw.interfaces.absent() || (raw.interfaces.set && len(raw.ifaces) == 0)) {
 		v.errorf(raw.interfaces.pos, "at least one interface is needed")
 	}
 	for _, ri := range raw.ifaces {
@@ -335,7 +367,7 @@ func (v *validator) vip(rv *rawVIP) (VIP, bool) {
 			v.onLink(a, vip.Interface)
 		}
 		real := Real{Addr: a.v, Weight: uint32(rr.weight.or(DefaultWeight))}
-		real.Check = v.realCheck(rv, rr, real.Addr, problems)
+		real.Check = v.realCheck(v.raw.checkDefaults, rv, rr, real.Addr, problems)
 		vip.Reals = append(vip.Reals, real)
 	}
 	return vip, ok
@@ -393,9 +425,9 @@ func (v *validator) checkLevel(c *rawCheck, inherited CheckType) {
 // realCheck merges the checks that apply to a real: built-in defaults,
 // check_defaults, the VIP's, the real's own. A problem of the merged check
 // is reported at the real's own check if it has one, else once at the VIP's.
-func (v *validator) realCheck(rv *rawVIP, rr *rawReal, addr netip.Addr, problems map[string]bool) Check {
+func (v *validator) realCheck(defaults *rawCheck, rv *rawVIP, rr *rawReal, addr netip.Addr, problems map[string]bool) Check {
 	var levels []*rawCheck
-	for _, c := range []*rawCheck{v.raw.checkDefaults, rv.check, rr.check} {
+	for _, c := range []*rawCheck{defaults, rv.check, rr.check} {
 		if c != nil {
 			levels = append(levels, c)
 		}
