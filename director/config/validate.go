@@ -86,7 +86,6 @@ func (v *validator) l7Only() {
 	}
 }
 
-
 func (v *validator) top(file string) {
 	raw, c := v.raw, v.cfg
 	if v.kind == forAgent && (raw.interfaces.absent() || (raw.interfaces.set && len(raw.ifaces) == 0)) {
