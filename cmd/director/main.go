@@ -39,6 +39,7 @@ func newApp() *cli.App {
 			runCommand(),
 			ctlCommand(),
 			teardownCommand(),
+			l7Command(),
 		},
 	}
 }
