@@ -19,6 +19,7 @@ import (
 	"github.com/directorlb/director/director/config"
 	"github.com/directorlb/director/director/health"
 	"github.com/directorlb/director/director/neigh"
+	"github.com/directorlb/director/l7/tier"
 	"github.com/directorlb/director/loader"
 	"github.com/directorlb/director/vrrp"
 	"github.com/rs/zerolog"
@@ -100,6 +101,8 @@ type Agent struct {
 	mon    *health.Monitor
 	vrrps  []*vrrp.Instance
 	reload chan chan error
+	// l7 is the HTTP tier of the config's l7 section, nil without one.
+	l7 *tier.Tier
 }
 
 type iface struct {
@@ -272,6 +275,25 @@ func (a *Agent) Run(ctx context.Context) error {
 		mux.Handle("/metrics", director.MetricsHandler(a, a.log.With().Str("component", "metrics").Logger()))
 		spawn("metrics", func(ctx context.Context) error { return api.Serve(ctx, ml, mux) })
 	}
+	if a.cfg.L7 != nil {
+		// The HTTP tier for the VIPs of mode local, listening before VRRP
+		// makes this node master.
+		t, err := tier.New(a.cfg.L7, a.log.With().Str("component", "l7").Logger())
+		if err != nil {
+			cancel()
+			wg.Wait()
+			return fmt.Errorf("l7: %w", err)
+		}
+		a.mu.Lock()
+		a.l7 = t
+		a.mu.Unlock()
+		defer func() {
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			a.l7.Close()
+			a.l7 = nil
+		}()
+	}
 	if !a.opts.NoVRRP {
 		if err := a.startVRRP(ctx, spawn); err != nil {
 			cancel()
@@ -331,16 +353,50 @@ func (a *Agent) doReload() error {
 		a.log.Error().Err(err).Msg("reload rejected")
 		return err
 	}
+	undoL7, err := a.reloadL7(next.L7)
+	if err != nil {
+		a.log.Error().Err(err).Msg("reload rejected: the running config stays")
+		return fmt.Errorf("%w: l7: %v", api.ErrInvalid, err)
+	}
 	if err := a.apply(a.desired(next, a.over)); err != nil {
 		a.log.Error().Err(err).Msg("reload failed part way; state re-applied from the old config")
-		if rerr := a.apply(a.desired(a.cfg, a.over)); rerr != nil {
-			return errors.Join(err, rerr)
-		}
-		return err
+		rerr := a.apply(a.desired(a.cfg, a.over))
+		return errors.Join(err, rerr, undoL7())
 	}
 	a.cfg = next
 	a.log.Info().Int("vips", len(a.vips)).Msg("config reloaded")
 	return nil
+}
+
+// reloadL7 brings the HTTP tier to cfg (nil: none), all or nothing, and
+// returns how to bring it back. a.mu is held.
+func (a *Agent) reloadL7(cfg *config.L7) (undo func() error, err error) {
+	old := a.cfg.L7
+	log := a.log.With().Str("component", "l7").Logger()
+	switch {
+	case a.l7 == nil && cfg == nil:
+		return func() error { return nil }, nil
+	case a.l7 == nil:
+		t, err := tier.New(cfg, log)
+		if err != nil {
+			return nil, err
+		}
+		a.l7 = t
+		return func() error { a.l7.Close(); a.l7 = nil; return nil }, nil
+	case cfg == nil:
+		a.l7.Close()
+		a.l7 = nil
+		return func() error {
+			t, err := tier.New(old, log)
+			a.l7 = t
+			return err
+		}, nil
+	default:
+		if err := a.l7.Reload(cfg); err != nil {
+			return nil, err
+		}
+		return func() error { return a.l7.Reload(old) }, nil
+	}
 }
 
 // RemoveGrace is how long a real removed from a VIP (by ctl, a reload, or
