@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 
@@ -24,8 +23,9 @@ type Backend struct {
 	byKey   map[string]*server // health key -> server
 	byCK    map[string]*server // cookie value -> server
 
-	mu sync.Mutex // guards rr
-	rr *swrr
+	bal        balanceSpec
+	policy     policy
+	cookieName []byte
 }
 
 type server struct {
@@ -35,8 +35,18 @@ type server struct {
 	// setCookie is the whole Set-Cookie value when the cookie carries no
 	// dates, built once.
 	setCookie []byte
+	// seed is a hash of the name, for the hashing policies.
+	seed uint64
+	// cfgWeight is the configured weight; weight the current one, which
+	// SetWeight changes. A drained server has drain set, weight kept.
+	cfgWeight int
+	weight    atomic.Int32
+	drain     atomic.Bool
 	up        atomic.Bool
-	hc        *fasthttp.HostClient
+	// inflight counts the requests sent to the server and not yet
+	// answered, for leastconn and random.
+	inflight atomic.Int64
+	hc       *fasthttp.HostClient
 }
 
 // connectError marks a failure to connect to a server: nothing was sent,
@@ -71,26 +81,32 @@ func NewBackend(cfg BackendConfig) (*Backend, error) {
 		cfg.QueueTimeout = DefaultQueueTimeout
 	}
 	b := &Backend{cfg: cfg, byKey: map[string]*server{}, byCK: map[string]*server{}}
+	b.bal, _ = parseBalance(cfg.Balance) // validated
+	if cfg.Cookie != nil {
+		b.cookieName = []byte(cfg.Cookie.Name)
+	}
 	weights := make([]int, len(cfg.Servers))
 	for i, sc := range cfg.Servers {
-		s := &server{name: sc.Name, addr: sc.Addr, cookie: sc.Cookie}
+		s := &server{name: sc.Name, addr: sc.Addr, cookie: sc.Cookie, seed: mix64(hashBytes([]byte(sc.Name)))}
 		if s.cookie == "" {
 			s.cookie = sc.Name
 		}
-		if cfg.Cookie != nil {
+		if cfg.Cookie != nil && (cfg.Cookie.Mode == "" || cfg.Cookie.Mode == CookieInsert) {
 			s.setCookie = cfg.Cookie.appendSetCookie(nil, s.cookie, 0, 0)
 		}
 		weights[i] = sc.Weight
 		if weights[i] == 0 {
 			weights[i] = DefaultWeight
 		}
+		s.cfgWeight = weights[i]
+		s.weight.Store(int32(weights[i]))
 		s.up.Store(true)
 		s.hc = b.hostClient(sc.Addr)
 		b.servers = append(b.servers, s)
 		b.byKey[b.healthKey(s.name)] = s
 		b.byCK[s.cookie] = s
 	}
-	b.rr = newSWRR(weights)
+	b.policy = newPolicy(b.bal, weights)
 	return b, nil
 }
 
@@ -146,6 +162,45 @@ func (b *Backend) SetUp(server string, up bool) error {
 	return nil
 }
 
+// SetWeight changes a server's weight at run time, as HAProxy's "set
+// weight" does: 0..MaxWeight, where 0 drains the server (see SetDrain).
+// With static-rr only 0 and the configured weight are accepted: its map
+// is built once.
+func (b *Backend) SetWeight(server string, w int) error {
+	s, ok := b.byKey[b.healthKey(server)]
+	if !ok {
+		return fmt.Errorf("backend %s: server %s: %w", b.cfg.Name, server, health.ErrNotFound)
+	}
+	if w < 0 || w > MaxWeight {
+		return fmt.Errorf("backend %s: server %s: weight %d not in 0..%d", b.cfg.Name, server, w, MaxWeight)
+	}
+	if b.bal.algo == BalanceStaticRR && w != 0 && w != s.cfgWeight {
+		return fmt.Errorf("backend %s: server %s: static-rr takes weight 0 or %d only", b.cfg.Name, server, s.cfgWeight)
+	}
+	s.weight.Store(int32(w))
+	return nil
+}
+
+// Weight returns a server's current weight, 0 if it is unknown.
+func (b *Backend) Weight(server string) int {
+	if s, ok := b.byKey[b.healthKey(server)]; ok {
+		return int(s.weight.Load())
+	}
+	return 0
+}
+
+// SetDrain drains a server or ends its draining, as HAProxy's drain
+// state: a drained server gets no new clients, but clients stuck to it
+// by a cookie stay, until it is down.
+func (b *Backend) SetDrain(server string, drain bool) error {
+	s, ok := b.byKey[b.healthKey(server)]
+	if !ok {
+		return fmt.Errorf("backend %s: server %s: %w", b.cfg.Name, server, health.ErrNotFound)
+	}
+	s.drain.Store(drain)
+	return nil
+}
+
 // Up reports whether a server is up.
 func (b *Backend) Up(server string) bool {
 	s, ok := b.byKey[b.healthKey(server)]
@@ -197,27 +252,11 @@ func (b *Backend) Observe(ev health.Event) bool {
 	return true
 }
 
-// pick returns the next live server by weighted roundrobin, skipping
-// those in avoid, or nil if none is left.
-func (b *Backend) pick(avoid []*server) *server {
-	b.mu.Lock()
-	i := b.rr.next(func(i int) bool {
-		s := b.servers[i]
-		if !s.up.Load() {
-			return false
-		}
-		for _, a := range avoid {
-			if a == s {
-				return false
-			}
-		}
-		return true
-	})
-	b.mu.Unlock()
-	if i < 0 {
-		return nil
-	}
-	return b.servers[i]
+// pick returns a server for a new session by the backend's policy,
+// skipping those in avoid, or nil if none is left. key is the request's
+// hash key, if the policy hashes.
+func (b *Backend) pick(avoid []*server, key []byte) *server {
+	return b.policy.pick(b.servers, avoid, key)
 }
 
 // Close closes the idle connections to the servers.

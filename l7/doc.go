@@ -6,11 +6,19 @@
 // # Shape
 //
 //   - A Backend (backend.go) is a pool of servers with weights, balanced by
-//     smooth weighted roundrobin (balance.go), with optional cookie
-//     insertion (cookie.go), forwarded-for headers, retries of connection
-//     failures and redispatch. Backend.Serve proxies one request.
+//     one of HAProxy's algorithms (balance.go: roundrobin, static-rr,
+//     leastconn, source, uri, url_param, random(N), each a small pure
+//     policy), with optional cookie stickiness in insert, prefix or
+//     rewrite mode (cookie.go), forwarding headers (X-Forwarded-*,
+//     Forwarded: headers.go), retries of connection failures and
+//     redispatch. Backend.Serve proxies one request; SetWeight and
+//     SetDrain change a server's share at run time (a drained server
+//     keeps its sticky clients, as in HAProxy).
 //   - A Frontend (frontend.go) serves HTTP/1.1 with keep-alive on a
-//     listener and hands every request to its Backend.
+//     listener and hands every request to its Backend or, when it has
+//     rules, to a Router (router.go): HAProxy's use_backend and
+//     http-request return on host, path prefix or suffix and headers,
+//     the first matching rule winning.
 //   - CheckHealth (health.go) runs director/health's Monitor over the
 //     servers of backends and applies its transitions; Backend.Targets and
 //     Backend.Observe do the same for a caller that owns the Monitor.

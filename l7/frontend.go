@@ -2,7 +2,6 @@ package l7
 
 import (
 	"context"
-	"errors"
 	"net"
 	"time"
 
@@ -20,10 +19,15 @@ const (
 )
 
 // FrontendConfig is a listener's side: HAProxy's "frontend" section with
-// a default backend.
+// its rules and default backend.
 type FrontendConfig struct {
-	Name    string
-	Backend *Backend // required
+	Name string
+	// Backend is the default backend: it takes the requests that no rule
+	// matches. Required without Rules.
+	Backend *Backend
+	// Rules, tried in order, send requests to other backends or answer
+	// them (router.go).
+	Rules []Rule
 	// ClientTimeout is the client side's inactivity timeout (HAProxy
 	// "timeout client"): a read or write that makes no progress for that
 	// long ends the connection, and so does an idle keep-alive connection.
@@ -34,7 +38,7 @@ type FrontendConfig struct {
 }
 
 // Frontend serves HTTP/1.1 with keep-alive on listeners and sends every
-// request to its backend.
+// request to its backend, or where its rules say.
 type Frontend struct {
 	srv     *fasthttp.Server
 	timeout time.Duration
@@ -42,15 +46,16 @@ type Frontend struct {
 
 // NewFrontend returns a frontend.
 func NewFrontend(cfg FrontendConfig) (*Frontend, error) {
-	if cfg.Backend == nil {
-		return nil, errors.New("frontend " + cfg.Name + ": no backend")
+	handler, err := cfg.handler()
+	if err != nil {
+		return nil, err
 	}
 	if cfg.ClientTimeout == 0 {
 		cfg.ClientTimeout = DefaultClientTimeout
 	}
 	log := cfg.Logger.With().Str("frontend", cfg.Name).Logger()
 	return &Frontend{timeout: cfg.ClientTimeout, srv: &fasthttp.Server{
-		Handler: cfg.Backend.Serve,
+		Handler: handler,
 		// No ReadTimeout, WriteTimeout or IdleTimeout: timeoutConn keeps
 		// ClientTimeout at a fraction of their cost.
 		StreamRequestBody:             true,

@@ -3,7 +3,6 @@ package l7
 import (
 	"bytes"
 	"errors"
-	"time"
 
 	"github.com/valyala/fasthttp"
 )
@@ -30,24 +29,15 @@ func (b *Backend) Serve(ctx *fasthttp.RequestCtx) {
 
 	// Stickiness: a valid cookie naming a live server routes to it.
 	var (
-		srv       *server
-		sticky    stickyCookie
-		hadCookie bool
-		now       uint32
+		srv *server
+		cs  cookieState
 	)
 	if cc != nil {
-		if cc.MaxIdle > 0 || cc.MaxLife > 0 {
-			now = cookieDate(time.Now())
-		}
-		if v := req.Header.Cookie(cc.Name); len(v) > 0 {
-			sticky = parseSticky(v)
-			if !sticky.expired(now, cc.MaxIdle, cc.MaxLife) {
-				if s := b.byCK[string(sticky.server)]; s != nil && s.up.Load() {
-					srv, hadCookie = s, true
-				}
-			}
-			req.Header.DelCookie(cc.Name) // "indirect": the server never sees it
-		}
+		srv = b.cookieRequest(req, &cs)
+	}
+	tc, _ := ctx.Conn().(*timeoutConn)
+	if b.cfg.ForwardedHost || b.cfg.Forwarded {
+		b.forwarded(ctx, tc) // before HTTP/1.0 requests get a Host
 	}
 
 	// The client's Connection: close concerns its connection only; the
@@ -62,7 +52,6 @@ func (b *Backend) Serve(ctx *fasthttp.RequestCtx) {
 		}
 	}
 	stripRequestHop(&req.Header)
-	tc, _ := ctx.Conn().(*timeoutConn)
 	if b.cfg.ForwardFor {
 		var ip []byte
 		if tc != nil {
@@ -84,20 +73,31 @@ func (b *Backend) Serve(ctx *fasthttp.RequestCtx) {
 	// another with Redispatch.
 	var avoid []*server
 	var err error
+	var key []byte
+	if srv == nil && b.bal.hash() != hashNone {
+		key = b.bal.hashKey(req.Header.RequestURI(), func() []byte {
+			if tc != nil {
+				return tc.ip()
+			}
+			return appendIP(nil, ctx.RemoteAddr())
+		})
+	}
 	for try := 0; ; try++ {
 		if srv == nil {
-			if srv = b.pick(avoid); srv == nil {
+			if srv = b.pick(avoid, key); srv == nil {
 				ctx.Error("503 Service Unavailable: no server is available", fasthttp.StatusServiceUnavailable)
 				return
 			}
 		}
+		srv.inflight.Add(1)
 		err = srv.hc.Do(req, resp)
+		srv.inflight.Add(-1)
 		if err == nil || !isConnectError(err) || try >= b.cfg.Retries {
 			break
 		}
 		if b.cfg.Redispatch {
 			avoid = append(avoid, srv)
-			srv, hadCookie = nil, false
+			srv, cs.had = nil, false
 		}
 	}
 	if err != nil {
@@ -116,31 +116,14 @@ func (b *Backend) Serve(ctx *fasthttp.RequestCtx) {
 	// The server's Connection: close ended the server connection only.
 	resp.Header.ResetConnectionClose()
 	stripResponseHop(&resp.Header)
+	if b.cfg.HideServer {
+		resp.Header.SetServer("")
+	} else if b.cfg.ServerHeader != "" {
+		resp.Header.SetServer(b.cfg.ServerHeader)
+	}
 
 	if cc != nil {
-		refresh := cc.MaxIdle > 0 && hadCookie && sticky.last != now
-		if !hadCookie || refresh {
-			if now == 0 {
-				resp.Header.AddBytesKV(hdrSetCookie, srv.setCookie)
-			} else {
-				first := uint32(0)
-				if hadCookie {
-					first = sticky.first
-				}
-				var buf []byte
-				if tc != nil {
-					buf = tc.scratch[:0]
-				}
-				buf = cc.appendSetCookie(buf, srv.cookie, now, first)
-				resp.Header.AddBytesKV(hdrSetCookie, buf)
-				if tc != nil {
-					tc.scratch = buf
-				}
-			}
-			if cc.NoCache && cacheable(resp) {
-				resp.Header.Set("Cache-Control", "private")
-			}
-		}
+		b.cookieResponse(req, resp, srv, &cs, tc)
 	}
 }
 
