@@ -59,10 +59,6 @@ type L7Frontend struct {
 	MaxHeaderSize, MaxBodySize int
 	// AccessLog logs a line per request (HAProxy's httplog).
 	AccessLog bool
-	// ServerHeader replaces the servers' Server header; HideServer removes
-	// it.
-	ServerHeader string
-	HideServer   bool
 	// Rules in file order; the first that matches decides.
 	Rules          []L7Rule
 	DefaultBackend string
@@ -111,6 +107,10 @@ type L7Backend struct {
 	ConnectTimeout, ServerTimeout, QueueTimeout time.Duration
 	// MaxConn bounds each server's connections; 0: the tier's default.
 	MaxConn int
+	// ServerHeader replaces the servers' Server header; HideServer removes
+	// it.
+	ServerHeader string
+	HideServer   bool
 	// Checked: every server has Check set.
 	Checked bool
 	Servers []L7Server
@@ -152,8 +152,7 @@ type rawFrontend struct {
 	maxConn                            opt[int64]
 	client, request, keepAlive, tunnel opt[time.Duration]
 	maxHeader, maxBody                 opt[int64]
-	accessLog, hideServer              opt[bool]
-	serverHeader                       opt[string]
+	accessLog                          opt[bool]
 	rules                              []rawRule
 	defaultBackend                     opt[string]
 }
@@ -177,14 +176,15 @@ type rawReturn struct {
 
 type rawBackend struct {
 	pos
-	name, balance, urlParam           opt[string]
-	cookie                            *rawCookie
-	forwardFor, forwarded, redispatch opt[bool]
-	retries, maxConn                  opt[int64]
-	connect, server, queue            opt[time.Duration]
-	check                             *rawCheck
-	servers                           []rawServer
-	serversList                       opt[struct{}]
+	name, balance, urlParam, serverHeader opt[string]
+	hideServer                            opt[bool]
+	cookie                                *rawCookie
+	forwardFor, forwarded, redispatch     opt[bool]
+	retries, maxConn                      opt[int64]
+	connect, server, queue                opt[time.Duration]
+	check                                 *rawCheck
+	servers                               []rawServer
+	serversList                           opt[struct{}]
 }
 
 type rawServer struct {
@@ -223,14 +223,13 @@ func parseL7(w *walker, n *yaml.Node, p pos) *rawL7 {
 
 func parseFrontend(w *walker, n *yaml.Node, p pos) *rawFrontend {
 	f := w.mapping(n, p, "name", "bind", "tls", "maxconn", "timeouts", "max_header_size", "max_body_size",
-		"access_log", "server_header", "hide_server", "rules", "default_backend")
+		"access_log", "rules", "default_backend")
 	if f == nil {
 		return nil
 	}
 	fe := &rawFrontend{pos: f.pos, name: f.str("name"), maxConn: f.integer("maxconn", 0, 1<<24),
 		maxHeader: f.integer("max_header_size", 1024, 1<<20), maxBody: f.integer("max_body_size", 0, 1<<40),
-		accessLog: f.boolean("access_log"), serverHeader: f.str("server_header"), hideServer: f.boolean("hide_server"),
-		defaultBackend: f.str("default_backend")}
+		accessLog: f.boolean("access_log"), defaultBackend: f.str("default_backend")}
 	fe.bindList = f.list("bind", func(n *yaml.Node, p pos) {
 		fe.bind = append(fe.bind, parseAddrPort(w, n, p, true))
 	})
@@ -269,13 +268,14 @@ func parseFrontend(w *walker, n *yaml.Node, p pos) *rawFrontend {
 
 func parseBackend(w *walker, n *yaml.Node, p pos) *rawBackend {
 	f := w.mapping(n, p, "name", "balance", "url_param", "cookie", "forwardfor", "forwarded", "retries",
-		"redispatch", "timeouts", "maxconn", "check", "servers")
+		"redispatch", "timeouts", "maxconn", "server_header", "hide_server", "check", "servers")
 	if f == nil {
 		return nil
 	}
 	be := &rawBackend{pos: f.pos, name: f.str("name"), balance: enum(f, "balance", balances),
 		urlParam: f.str("url_param"), forwardFor: f.boolean("forwardfor"), forwarded: f.boolean("forwarded"),
-		retries: f.integer("retries", 0, 100), redispatch: f.boolean("redispatch"), maxConn: f.integer("maxconn", 1, 1<<20)}
+		retries: f.integer("retries", 0, 100), redispatch: f.boolean("redispatch"), maxConn: f.integer("maxconn", 1, 1<<20),
+		serverHeader: f.str("server_header"), hideServer: f.boolean("hide_server")}
 	if cn, cp := f.at("cookie"); cn != nil {
 		if g := w.mapping(cn, cp, "name", "mode", "indirect", "nocache", "postonly", "preserve", "httponly",
 			"secure", "domain", "attr", "maxidle", "maxlife"); g != nil {
@@ -383,8 +383,7 @@ func (v *validator) l7Frontend(rf *rawFrontend, rawBackends []rawBackend, backen
 	fe := L7Frontend{Name: rf.name.v, MaxConn: int(rf.maxConn.v),
 		ClientTimeout: rf.client.v, RequestTimeout: rf.request.v, KeepAliveTimeout: rf.keepAlive.v, TunnelTimeout: rf.tunnel.v,
 		MaxHeaderSize: int(rf.maxHeader.or(DefaultL7MaxHeaderSize)), MaxBodySize: int(rf.maxBody.v),
-		AccessLog: rf.accessLog.v, ServerHeader: rf.serverHeader.v, HideServer: rf.hideServer.v,
-		DefaultBackend: rf.defaultBackend.v}
+		AccessLog: rf.accessLog.v, DefaultBackend: rf.defaultBackend.v}
 	if len(rf.bind) == 0 && !rf.bindList.bad {
 		v.errorf(rf.pos.key("bind"), "at least one address is needed")
 		ok = false
@@ -392,10 +391,6 @@ func (v *validator) l7Frontend(rf *rawFrontend, rawBackends []rawBackend, backen
 	for _, b := range rf.bind {
 		ok = ok && b.set
 		fe.Bind = append(fe.Bind, b.v)
-	}
-	if rf.hideServer.v && rf.serverHeader.set {
-		v.errorf(rf.serverHeader.pos, "hide_server removes the header this sets")
-		ok = false
 	}
 	dir := filepath.Dir(v.cfg.File)
 	for _, c := range rf.tls {
@@ -470,7 +465,15 @@ func (v *validator) l7Backend(rb *rawBackend) (L7Backend, bool) {
 	be := L7Backend{Name: rb.name.v, Balance: rb.balance.or("roundrobin"), URLParam: rb.urlParam.v,
 		ForwardFor: rb.forwardFor.v, Forwarded: rb.forwarded.v, Retries: int(rb.retries.or(DefaultL7Retries)),
 		Redispatch: rb.redispatch.v, ConnectTimeout: rb.connect.v, ServerTimeout: rb.server.v, QueueTimeout: rb.queue.v,
-		MaxConn: int(rb.maxConn.v)}
+		MaxConn: int(rb.maxConn.v), ServerHeader: rb.serverHeader.v, HideServer: rb.hideServer.v}
+	if rb.hideServer.v && rb.serverHeader.set {
+		v.errorf(rb.serverHeader.pos, "hide_server removes the header this sets")
+		ok = false
+	}
+	if strings.ContainsAny(rb.serverHeader.v, "\r\n") {
+		v.errorf(rb.serverHeader.pos, "a header value may not contain a line break")
+		ok = false
+	}
 	if be.Balance == "url_param" && !rb.urlParam.set {
 		v.errorf(rb.pos.key("url_param"), "required by balance url_param")
 		ok = false

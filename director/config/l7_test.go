@@ -34,7 +34,6 @@ l7:
       max_header_size: 8192
       max_body_size: 1048576
       access_log: true
-      hide_server: true
       rules:
         - { path_end: /favicon.ico, return: { status: 404 } }
         - { host: Static.Example.com, path_beg: /img, use_backend: static }
@@ -50,6 +49,7 @@ l7:
       redispatch: true
       timeouts: { connect: 1s, server: 10s, queue: 2s }
       maxconn: 100
+      hide_server: true
       check: { type: http, path: /check.txt, expect_status: "200-299" }
       servers:
         - { name: web1, address: "10.99.0.80:80", weight: 3 }
@@ -74,7 +74,7 @@ l7:
 		Name: "www", Bind: []netip.AddrPort{netip.MustParseAddrPort("0.0.0.0:80"), netip.MustParseAddrPort("10.99.0.100:443")},
 		TLS:     []TLSCert{{Cert: filepath.Join(dir, "www.pem"), Key: filepath.Join(dir, "www.key")}},
 		MaxConn: 1000, ClientTimeout: 20 * time.Second, RequestTimeout: 5 * time.Second, KeepAliveTimeout: 2 * time.Second,
-		TunnelTimeout: time.Hour, MaxHeaderSize: 8192, MaxBodySize: 1 << 20, AccessLog: true, HideServer: true,
+		TunnelTimeout: time.Hour, MaxHeaderSize: 8192, MaxBodySize: 1 << 20, AccessLog: true,
 		Rules: []L7Rule{
 			{PathEnd: "/favicon.ico", Return: &L7Return{Status: 404}},
 			{Host: "static.example.com", PathBeg: "/img", Backend: "static"},
@@ -88,7 +88,7 @@ l7:
 	}
 	web := cfg.L7.Backends[0]
 	if web.Balance != "roundrobin" || web.Retries != 0 || !web.Redispatch || !web.ForwardFor || !web.Forwarded ||
-		web.ConnectTimeout != time.Second || web.MaxConn != 100 || !web.Checked {
+		web.ConnectTimeout != time.Second || web.MaxConn != 100 || !web.Checked || !web.HideServer {
 		t.Errorf("backend web: %+v", web)
 	}
 	wantCookie := &L7Cookie{Name: "SRV", Mode: "insert", Indirect: true, NoCache: true, HTTPOnly: true, Secure: true,
@@ -159,8 +159,6 @@ l7:
         - { host: b }
         - { host: c, return: { body: x } }
       default_backend: nosuch
-      hide_server: true
-      server_header: x
     - name: www
       bind: [":8080"]
       tls: { certificates: [{ cert: bad.pem, key: bad.pem }, { cert: x.pem }] }
@@ -179,12 +177,11 @@ l7:
 			`proxy.yaml:10: l7.frontends[0].rules[4]: a rule needs use_backend or return`,
 			`proxy.yaml:11: l7.frontends[0].rules[5].return.status: required`,
 			`proxy.yaml:12: l7.frontends[0].default_backend: no backend "nosuch"`,
-			`proxy.yaml:14: l7.frontends[0].server_header: hide_server removes the header this sets`,
-			`proxy.yaml:15: l7.frontends[1].name: "www" is also l7.frontends[0].name (line 3)`,
-			`proxy.yaml:17: l7.frontends[1].tls.certificates[0].cert: tls: failed to find any PEM data in certificate input`,
-			`proxy.yaml:17: l7.frontends[1].tls.certificates[1].key: required`,
-			`proxy.yaml:19: l7.frontends[2].maxconn: -1 out of range 0..16777216`,
-			`proxy.yaml:19: l7.frontends[2].timeouts.client: must be more than 0`,
+			`proxy.yaml:13: l7.frontends[1].name: "www" is also l7.frontends[0].name (line 3)`,
+			`proxy.yaml:15: l7.frontends[1].tls.certificates[0].cert: tls: failed to find any PEM data in certificate input`,
+			`proxy.yaml:15: l7.frontends[1].tls.certificates[1].key: required`,
+			`proxy.yaml:17: l7.frontends[2].maxconn: -1 out of range 0..16777216`,
+			`proxy.yaml:17: l7.frontends[2].timeouts.client: must be more than 0`,
 		}},
 		{"backend problems", `
 l7:
@@ -192,6 +189,8 @@ l7:
   backends:
     - name: web
       balance: url_param
+      hide_server: true
+      server_header: x
       cookie: { name: "S R V", mode: prefix, nocache: true, maxidle: 1m, attr: ["a;b"] }
       servers:
         - { name: w, address: "10.0.0.1:80" }
@@ -201,17 +200,18 @@ l7:
     - { name: web, balance: hash, url_param: u, servers: [] }
 `, []string{
 			`proxy.yaml:4: l7.backends[0].url_param: required by balance url_param`,
-			`proxy.yaml:6: l7.backends[0].cookie.name: "S R V" is not a cookie name`,
-			`proxy.yaml:6: l7.backends[0].cookie.nocache: only for mode insert`,
-			`proxy.yaml:6: l7.backends[0].cookie.maxidle: only for mode insert`,
-			`proxy.yaml:6: l7.backends[0].cookie.attr: "a;b": an attribute may not contain ';' or a line break`,
-			`proxy.yaml:9: l7.backends[0].servers[1].name: "w" is also l7.backends[0].servers[0].name (line 8)`,
-			`proxy.yaml:9: l7.backends[0].servers[1].cookie: "a|b" is not a valid cookie value`,
-			`proxy.yaml:10: l7.backends[0].servers[2].cookie: cookie "w" is also l7.backends[0].servers[0]'s (line 8)`,
-			`proxy.yaml:11: l7.backends[0].servers[3].address: required`,
-			`proxy.yaml:12: l7.backends[1].balance: "hash": want leastconn, random, roundrobin, source, static-rr, uri, url_param`,
-			`proxy.yaml:12: l7.backends[1].url_param: only for balance url_param`,
-			`proxy.yaml:12: l7.backends[1].servers: at least one server is needed`,
+			`proxy.yaml:7: l7.backends[0].server_header: hide_server removes the header this sets`,
+			`proxy.yaml:8: l7.backends[0].cookie.name: "S R V" is not a cookie name`,
+			`proxy.yaml:8: l7.backends[0].cookie.nocache: only for mode insert`,
+			`proxy.yaml:8: l7.backends[0].cookie.maxidle: only for mode insert`,
+			`proxy.yaml:8: l7.backends[0].cookie.attr: "a;b": an attribute may not contain ';' or a line break`,
+			`proxy.yaml:11: l7.backends[0].servers[1].name: "w" is also l7.backends[0].servers[0].name (line 10)`,
+			`proxy.yaml:11: l7.backends[0].servers[1].cookie: "a|b" is not a valid cookie value`,
+			`proxy.yaml:12: l7.backends[0].servers[2].cookie: cookie "w" is also l7.backends[0].servers[0]'s (line 10)`,
+			`proxy.yaml:13: l7.backends[0].servers[3].address: required`,
+			`proxy.yaml:14: l7.backends[1].balance: "hash": want leastconn, random, roundrobin, source, static-rr, uri, url_param`,
+			`proxy.yaml:14: l7.backends[1].url_param: only for balance url_param`,
+			`proxy.yaml:14: l7.backends[1].servers: at least one server is needed`,
 		}},
 	}
 	for _, c := range cases {

@@ -79,7 +79,10 @@ func TestTierServeCheckReload(t *testing.T) {
 		s := fmt.Sprintf(`
 l7:
   frontends:
-    - { name: www, bind: ["127.0.0.1:%d"], default_backend: web }
+    - name: www
+      bind: ["127.0.0.1:%d"]
+      rules: [{ path_end: /favicon.ico, return: { status: 404, body: none } }]
+      default_backend: web
   backends:
     - name: web
       check: { type: http, path: /check.txt, interval: 100ms, rise: 1, fall: 1 }
@@ -107,6 +110,9 @@ l7:
 	}
 	if seen["a"] != 10 || seen["b"] != 10 {
 		t.Fatalf("roundrobin over a and b: %v", seen)
+	}
+	if body, err := get(client, url+"favicon.ico"); err == nil || body != "none" {
+		t.Fatalf("favicon rule: %q %v", body, err)
 	}
 
 	// b fails its check: it leaves.
