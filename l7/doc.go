@@ -15,10 +15,12 @@
 //     SetDrain change a server's share at run time (a drained server
 //     keeps its sticky clients, as in HAProxy).
 //   - A Frontend (frontend.go) serves HTTP/1.1 with keep-alive on a
-//     listener and hands every request to its Backend or, when it has
-//     rules, to a Router (router.go): HAProxy's use_backend and
-//     http-request return on host, path prefix or suffix and headers,
-//     the first matching rule winning.
+//     listener, and HTTP/2 over TLS (tls.go, h2.go), checks requests
+//     (validate.go) and limits (listener.go), and hands every request to
+//     its Backend or, when it has rules, to a Router (router.go):
+//     HAProxy's use_backend and http-request return on host, path prefix
+//     or suffix and headers, the first matching rule winning. Upgraded
+//     connections are spliced (upgrade.go).
 //   - CheckHealth (health.go) runs director/health's Monitor over the
 //     servers of backends and applies its transitions; Backend.Targets and
 //     Backend.Observe do the same for a caller that owns the Monitor.
@@ -86,21 +88,63 @@
 //
 // # TLS and HTTP/2
 //
-// fasthttp speaks HTTP/1.x only. TLS listeners will negotiate ALPN
-// "h2" and "http/1.1": connections that chose http/1.1 go to the same
-// fasthttp server (wrapped so that ConnectionState still reaches it, for
-// X-Forwarded-Proto), and h2 connections to golang.org/x/net/http2's
-// Server.ServeConn with a net/http handler that converts the request and
-// calls the same backend logic; the servers stay on HTTP/1.1 keep-alive
-// pools, as with HAProxy. HTTP/2 then costs what net/http costs, on the
-// connections that ask for it, and plain HTTP/1.1 keeps this engine.
+// fasthttp speaks HTTP/1.x only. With FrontendConfig.TLS the listener
+// wraps each connection in tls.Conn over the timeoutConn (so the
+// handshake has the client timeout too) and offers ALPN "h2" and
+// "http/1.1". The certificate is chosen by SNI among the certificates'
+// DNS names, exact names before "*.parent" wildcards, the first
+// certificate by default (tls.go); Frontend.Reload reads the files again
+// and swaps the set atomically for new handshakes, or keeps the old set
+// and says which file failed. Connections that chose http/1.1 go to the
+// same fasthttp server (tlsConn keeps Handshake and ConnectionState
+// visible, so IsTLS holds and X-Forwarded-Proto says https); h2
+// connections go to golang.org/x/net/http2's Server.ServeConn with a
+// net/http handler (h2.go) that converts each request to a fasthttp one,
+// calls the same dispatch and converts the response back, streaming
+// bodies both ways. The servers stay on HTTP/1.1 keep-alive pools, as
+// with HAProxy. HTTP/2 then costs what net/http costs, on the connections
+// that ask for it, and plain HTTP/1.1 keeps this engine. Idle HTTP/2
+// connections close after KeepAliveTimeout; Shutdown sends them GOAWAY.
+// TLS connections are closed without close_notify (see tlsConn.Close).
 //
 // # Semantics and limits
 //
 // Timeouts are inactivity timeouts, as HAProxy's "timeout client" and
-// "timeout server": each read or write must progress within them. Upgrade
-// (WebSocket) is not supported yet: the header is removed. Trailers of
-// chunked responses are dropped. HTTP/1.0 requests are sent to servers
-// as HTTP/1.1 (with the frontend's address as Host if they had none) so
-// that server connections stay pooled.
+// "timeout server": each read or write must progress within them. As in
+// HAProxy, RequestTimeout ("timeout http-request") bounds a request's
+// header from the connection's start (first request) or first byte
+// (later ones), answered 408 and a close; KeepAliveTimeout ("timeout
+// http-keep-alive", by default RequestTimeout) bounds the wait for the
+// next request, which ends in a silent close. Without either, a
+// connection pays nothing for them; with them, a request costs up to
+// three socket-deadline updates (timeoutConn.touchPhase).
+//
+// Requests are limited as HAProxy answers them: a request line and
+// headers beyond MaxHeaderSize (tune.bufsize, 16 KB) get 431; a body
+// beyond MaxBodySize gets 413, up front from Content-Length (once the
+// engine has read the first 8 KB of the body, which fasthttp does before
+// the handler) or when a chunked body grows beyond it, before the server
+// has been sent anything; MaxConns bounds a listener's connections, and
+// those beyond wait in the kernel's backlog, as with HAProxy's maxconn.
+//
+// Request smuggling: framing that a server or another proxy could read
+// differently is refused with 400 and a close, and nothing is sent on.
+// fasthttp refuses two Content-Lengths, a list or sign in one, codings
+// other than chunked and identity, control characters, and chunk sizes
+// that are not hex or overflow (seen when the body is forwarded, which
+// the transport tells apart from a server's failure); checkHeader
+// (validate.go) refuses what fasthttp lets through: Content-Length with
+// Transfer-Encoding, Transfer-Encoding other than one "chunked", folded
+// lines, bare LF line ends, spaces in names and several Hosts. fasthttp
+// still reads anything between a chunk size and its CR as an extension
+// ("5zz" is 5), and a request line ended by a bare LF.
+//
+// Upgrade: a request with Connection: upgrade and an Upgrade header is
+// forwarded with both; on 101 the server connection leaves the pool and
+// the client connection is hijacked, and the two are spliced until
+// either closes or neither sends for TunnelTimeout (HAProxy "timeout
+// tunnel", one hour by default). Elsewhere Upgrade is removed as
+// hop-by-hop. Trailers of chunked messages are dropped. HTTP/1.0
+// requests are sent to servers as HTTP/1.1 (with the frontend's address
+// as Host if they had none) so that server connections stay pooled.
 package l7

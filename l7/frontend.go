@@ -2,6 +2,9 @@ package l7
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
 	"net"
 	"time"
 
@@ -16,6 +19,10 @@ const (
 	// before the message is forwarded: smaller bodies go in one piece,
 	// larger ones and those of unknown length are streamed.
 	BodyBuffer = 64 << 10
+	// DefaultMaxHeaderSize bounds a request's line and headers: HAProxy's
+	// tune.bufsize.
+	DefaultMaxHeaderSize = 16 << 10
+	DefaultTunnelTimeout = time.Hour // HAProxy "timeout tunnel" as commonly set
 )
 
 // FrontendConfig is a listener's side: HAProxy's "frontend" section with
@@ -32,6 +39,38 @@ type FrontendConfig struct {
 	// "timeout client"): a read or write that makes no progress for that
 	// long ends the connection, and so does an idle keep-alive connection.
 	ClientTimeout time.Duration
+	// RequestTimeout bounds the arrival of a request's header, and of a
+	// body of up to BodyBuffer bytes that is read before forwarding
+	// (HAProxy "timeout http-request"): from the connection's start for
+	// its first request (the TLS handshake included), from the first byte
+	// for later ones. A client that is too slow gets 408 and the
+	// connection is closed. 0: only ClientTimeout applies.
+	RequestTimeout time.Duration
+	// KeepAliveTimeout bounds the wait for the next request on a
+	// keep-alive connection (HAProxy "timeout http-keep-alive"); the
+	// connection is closed silently. 0: RequestTimeout if set, else
+	// ClientTimeout. On HTTP/2 connections it is the idle timeout.
+	KeepAliveTimeout time.Duration
+	// TunnelTimeout is the inactivity timeout of an upgraded (WebSocket)
+	// connection, on both sides: it ends when neither side has sent
+	// anything for that long (HAProxy "timeout tunnel"). 0:
+	// DefaultTunnelTimeout.
+	TunnelTimeout time.Duration
+	// MaxHeaderSize bounds the request line and headers; a larger one
+	// gets 431. 0: DefaultMaxHeaderSize.
+	MaxHeaderSize int
+	// MaxBodySize bounds a request body: a larger Content-Length gets 413
+	// before anything is forwarded, a chunked body that grows beyond it
+	// is cut off (413 if no response was sent yet). 0: no limit.
+	MaxBodySize int64
+	// MaxConns bounds the connections of each listener (HAProxy
+	// "maxconn"): beyond it, new connections wait in the kernel's accept
+	// backlog until one closes. 0: no limit.
+	MaxConns int
+	// TLS, if set, terminates TLS on the listeners, with ALPN "h2" and
+	// "http/1.1": HTTP/2 connections are served by golang.org/x/net/http2
+	// and sent to the same backend over HTTP/1.1.
+	TLS *TLSConfig
 	// Logger receives connection-level errors. Nothing is logged per
 	// request.
 	Logger zerolog.Logger
@@ -40,8 +79,16 @@ type FrontendConfig struct {
 // Frontend serves HTTP/1.1 with keep-alive on listeners and sends every
 // request to its backend, or where its rules say.
 type Frontend struct {
-	srv     *fasthttp.Server
-	timeout time.Duration
+	cfg       FrontendConfig
+	srv       *fasthttp.Server
+	serve     fasthttp.RequestHandler // the rules' or the backend's dispatch
+	certs     *certStore              // nil without TLS
+	tlsConfig *tls.Config
+	h2        *h2Server
+	log       zerolog.Logger
+	// maxBody is cfg.MaxBodySize, addressable for the request's user
+	// value that carries it to the transport.
+	maxBody int64
 }
 
 // NewFrontend returns a frontend.
@@ -53,9 +100,34 @@ func NewFrontend(cfg FrontendConfig) (*Frontend, error) {
 	if cfg.ClientTimeout == 0 {
 		cfg.ClientTimeout = DefaultClientTimeout
 	}
+	if cfg.KeepAliveTimeout == 0 {
+		cfg.KeepAliveTimeout = cfg.RequestTimeout
+	}
+	if cfg.TunnelTimeout == 0 {
+		cfg.TunnelTimeout = DefaultTunnelTimeout
+	}
+	if cfg.MaxHeaderSize == 0 {
+		cfg.MaxHeaderSize = DefaultMaxHeaderSize
+	}
+	if cfg.ClientTimeout < 0 || cfg.RequestTimeout < 0 || cfg.KeepAliveTimeout < 0 || cfg.TunnelTimeout < 0 ||
+		cfg.MaxHeaderSize < 0 || cfg.MaxBodySize < 0 || cfg.MaxConns < 0 {
+		return nil, errors.New("frontend " + cfg.Name + ": negative timeout or limit")
+	}
 	log := cfg.Logger.With().Str("frontend", cfg.Name).Logger()
-	return &Frontend{timeout: cfg.ClientTimeout, srv: &fasthttp.Server{
-		Handler: handler,
+	f := &Frontend{cfg: cfg, serve: handler, log: log, maxBody: cfg.MaxBodySize}
+	if cfg.TLS != nil {
+		certs, err := newCertStore(cfg.TLS)
+		if err != nil {
+			return nil, fmt.Errorf("frontend %s: %w", cfg.Name, err)
+		}
+		f.certs, f.tlsConfig = certs, certs.config()
+	}
+	f.srv = &fasthttp.Server{
+		Handler:      f.handle,
+		ErrorHandler: errorResponse,
+		// The request line and headers must fit the read buffer, or
+		// fasthttp answers ErrSmallBuffer: 431.
+		ReadBufferSize: cfg.MaxHeaderSize,
 		// No ReadTimeout, WriteTimeout or IdleTimeout: timeoutConn keeps
 		// ClientTimeout at a fraction of their cost.
 		StreamRequestBody:             true,
@@ -67,17 +139,105 @@ func NewFrontend(cfg FrontendConfig) (*Frontend, error) {
 		NoDefaultContentType:          true,
 		CloseOnShutdown:               true,
 		Logger:                        logAdapter{log},
-	}}, nil
+	}
+	if f.certs != nil {
+		f.setupH2()
+	}
+	return f, nil
 }
 
 // Serve accepts connections on ln until Shutdown or ln fails.
 func (f *Frontend) Serve(ln net.Listener) error {
-	return f.srv.Serve(timeoutListener{ln, f.timeout})
+	return f.srv.Serve(f.newListener(ln))
 }
 
 // Shutdown stops accepting, lets requests in progress finish and closes
-// idle connections, until ctx is done.
-func (f *Frontend) Shutdown(ctx context.Context) error { return f.srv.ShutdownWithContext(ctx) }
+// idle connections, until ctx is done. HTTP/2 connections get a GOAWAY
+// and close when their streams are done.
+func (f *Frontend) Shutdown(ctx context.Context) error {
+	if f.h2 != nil {
+		_ = f.h2.base.Shutdown(ctx) // tells the HTTP/2 connections only
+	}
+	return f.srv.ShutdownWithContext(ctx)
+}
+
+// Reload reads the TLS certificates and keys again and uses them for new
+// connections; connections already open keep theirs. If any file fails to
+// load, the certificates in use stay and the error says which.
+func (f *Frontend) Reload() error {
+	if f.certs == nil {
+		return nil
+	}
+	if err := f.certs.reload(); err != nil {
+		return fmt.Errorf("frontend %s: %w", f.cfg.Name, err)
+	}
+	return nil
+}
+
+// handle is the engine's handler: it checks the request, then hands it to
+// the backend.
+func (f *Frontend) handle(ctx *fasthttp.RequestCtx) {
+	tc := clientConn(ctx.Conn())
+	if tc != nil {
+		tc.setPhase(phaseBody)
+	}
+	if f.admit(ctx) {
+		if f.certs != nil {
+			// The servers speak plain HTTP: fasthttp's client refuses a
+			// request whose URI says https.
+			ctx.Request.URI().SetScheme("http")
+		}
+		f.serve(ctx)
+	}
+	if tc != nil {
+		tc.setPhase(phaseIdle)
+	}
+}
+
+// admit rejects what must not reach a server: malformed framing (400,
+// see checkHeader) and bodies larger than MaxBodySize (413). A chunked
+// body is counted as it is forwarded: the transport finds the limit in the
+// request's user value bodyLimitKey.
+func (f *Frontend) admit(ctx *fasthttp.RequestCtx) bool {
+	h := &ctx.Request.Header
+	if err := checkHeader(h.RawHeaders()); err != nil {
+		reject(ctx, fasthttp.StatusBadRequest)
+		return false
+	}
+	if f.maxBody > 0 {
+		switch cl := h.ContentLength(); {
+		case int64(cl) > f.maxBody:
+			reject(ctx, fasthttp.StatusRequestEntityTooLarge)
+			return false
+		case cl == -1:
+			ctx.SetUserValue(bodyLimitKey{}, &f.maxBody)
+		}
+	}
+	return true
+}
+
+// reject answers with an error status and closes the connection: after a
+// bad request the rest of what the client sent cannot be trusted.
+func reject(ctx *fasthttp.RequestCtx, code int) {
+	ctx.Error(fasthttp.StatusMessage(code), code)
+	ctx.SetConnectionClose()
+}
+
+// errorResponse is the engine's answer to a request it could not read.
+func errorResponse(ctx *fasthttp.RequestCtx, err error) {
+	var small *fasthttp.ErrSmallBuffer
+	var ne net.Error
+	switch {
+	case errors.As(err, &small):
+		reject(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge)
+	case errors.As(err, &ne) && ne.Timeout():
+		reject(ctx, fasthttp.StatusRequestTimeout)
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		reject(ctx, fasthttp.StatusRequestEntityTooLarge)
+	default:
+		reject(ctx, fasthttp.StatusBadRequest)
+	}
+}
 
 type logAdapter struct{ l zerolog.Logger }
 

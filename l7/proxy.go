@@ -3,6 +3,7 @@ package l7
 import (
 	"bytes"
 	"errors"
+	"net"
 
 	"github.com/valyala/fasthttp"
 )
@@ -35,7 +36,7 @@ func (b *Backend) Serve(ctx *fasthttp.RequestCtx) {
 	if cc != nil {
 		srv = b.cookieRequest(req, &cs)
 	}
-	tc, _ := ctx.Conn().(*timeoutConn)
+	tc := clientConn(ctx.Conn())
 	if b.cfg.ForwardedHost || b.cfg.Forwarded {
 		b.forwarded(ctx, tc) // before HTTP/1.0 requests get a Host
 	}
@@ -51,7 +52,17 @@ func (b *Backend) Serve(ctx *fasthttp.RequestCtx) {
 			req.Header.SetHost(ctx.LocalAddr().String())
 		}
 	}
+	// An upgrade (WebSocket) keeps its Upgrade header, the one hop-by-hop
+	// header that is forwarded.
+	var upgrade []byte
+	if isUpgrade(&req.Header) {
+		upgrade = append(upgrade, req.Header.Peek(hdrUpgrade)...)
+	}
 	stripRequestHop(&req.Header)
+	if upgrade != nil {
+		req.Header.Set(hdrConnection, "Upgrade")
+		req.Header.SetBytesV(hdrUpgrade, upgrade)
+	}
 	if b.cfg.ForwardFor {
 		var ip []byte
 		if tc != nil {
@@ -102,7 +113,10 @@ func (b *Backend) Serve(ctx *fasthttp.RequestCtx) {
 	}
 	if err != nil {
 		resp.Reset()
+		var be *clientBodyError
 		switch {
+		case errors.As(err, &be):
+			reject(ctx, clientBodyStatus(err))
 		case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout):
 			ctx.Error("504 Gateway Timeout", fasthttp.StatusGatewayTimeout)
 		case errors.Is(err, fasthttp.ErrNoFreeConns):
@@ -113,6 +127,12 @@ func (b *Backend) Serve(ctx *fasthttp.RequestCtx) {
 		return
 	}
 
+	if upgrade != nil && resp.StatusCode() == fasthttp.StatusSwitchingProtocols {
+		if st, ok := req.UserValue(tunnelKey{}).(serverTunnel); ok {
+			b.upgrade(ctx, tc, st)
+			return
+		}
+	}
 	// The server's Connection: close ended the server connection only.
 	resp.Header.ResetConnectionClose()
 	stripResponseHop(&resp.Header)
@@ -125,6 +145,23 @@ func (b *Backend) Serve(ctx *fasthttp.RequestCtx) {
 	if cc != nil {
 		b.cookieResponse(req, resp, srv, &cs, tc)
 	}
+}
+
+// upgrade answers 101 to the client and splices its connection to the
+// server's.
+func (b *Backend) upgrade(ctx *fasthttp.RequestCtx, tc *timeoutConn, st serverTunnel) {
+	h := &ctx.Response.Header
+	proto := append([]byte(nil), h.Peek(hdrUpgrade)...)
+	h.ResetConnectionClose()
+	stripResponseHop(h)
+	h.Set(hdrConnection, "Upgrade")
+	h.SetBytesV(hdrUpgrade, proto)
+	timeout := DefaultTunnelTimeout
+	if tc != nil && tc.tunnelTimeout > 0 {
+		timeout = tc.tunnelTimeout
+	}
+	client := ctx.Conn()
+	ctx.Hijack(func(hj net.Conn) { splice(hj, client, tc, st, timeout) })
 }
 
 func isConnectError(err error) bool {

@@ -41,6 +41,19 @@ type timeoutConn struct {
 	// awaited: sendAndAwait has just set the read deadline.
 	awaited bool
 
+	// Client side, when the frontend has a request or keep-alive
+	// timeout (phased): the phase of the connection, and the deadline of
+	// the idle or header phase once armed (zero before). The frontend's
+	// handler moves the phase to phaseBody when a request has arrived and
+	// to phaseIdle when it is answered; a byte read while idle starts the
+	// header phase.
+	phased                bool
+	cphase                uint8
+	reqTimeout, kaTimeout time.Duration
+	phaseDL               time.Time
+	// tunnelTimeout replaces timeout once the connection is upgraded.
+	tunnelTimeout time.Duration
+
 	// Server side: while capture is set, writes are collected in out
 	// (up to captureLimit) for sendAndAwait.
 	raw     syscall.RawConn // nil if the connection has no file descriptor
@@ -55,6 +68,13 @@ type timeoutConn struct {
 // captureLimit bounds a request held back for sendAndAwait; a larger one
 // is written as it comes.
 const captureLimit = 16 << 10
+
+// Phases of a client connection with request or keep-alive timeouts.
+const (
+	phaseHeader = iota // a request is arriving: reqTimeout bounds it
+	phaseIdle          // waiting for the next request: kaTimeout
+	phaseBody          // in the handler: inactivity only
+)
 
 func newTimeoutConn(c net.Conn, timeout time.Duration) *timeoutConn {
 	return &timeoutConn{Conn: c, timeout: timeout, slack: timeout / 4}
@@ -121,6 +141,16 @@ func (c *timeoutConn) Read(b []byte) (int, error) {
 		c.wrote = false
 		runtime.Gosched()
 	}
+	if c.phased && c.cphase != phaseBody {
+		if err := c.touchPhase(); err != nil {
+			return 0, err
+		}
+		n, err := c.Conn.Read(b)
+		if n > 0 && c.cphase == phaseIdle {
+			c.cphase, c.phaseDL = phaseHeader, time.Time{}
+		}
+		return n, err
+	}
 	if c.awaited {
 		// sendAndAwait has just pushed the deadline: no need to look
 		// at the clock again.
@@ -129,6 +159,39 @@ func (c *timeoutConn) Read(b []byte) (int, error) {
 		return 0, err
 	}
 	return c.Conn.Read(b)
+}
+
+// touchPhase sets the read deadline of the idle or header phase: the
+// phase's own deadline, armed on the phase's first read, or the
+// inactivity timeout if that is nearer. It costs a deadline update per
+// phase, which is why connections without these timeouts skip it.
+func (c *timeoutConn) touchPhase() error {
+	now := time.Now()
+	if c.phaseDL.IsZero() {
+		d := c.reqTimeout
+		if c.cphase == phaseIdle {
+			d = c.kaTimeout
+		}
+		if d == 0 {
+			return c.touch(true)
+		}
+		c.phaseDL = now.Add(d)
+	}
+	if c.timeout > 0 && now.Add(c.timeout).Before(c.phaseDL) {
+		return c.touch(true)
+	}
+	if c.rdl.Equal(c.phaseDL) {
+		return nil
+	}
+	c.rdl = c.phaseDL
+	return c.Conn.SetReadDeadline(c.rdl)
+}
+
+// setPhase moves a phased client connection to phase p.
+func (c *timeoutConn) setPhase(p uint8) {
+	if c.phased {
+		c.cphase, c.phaseDL = p, time.Time{}
+	}
 }
 
 func (c *timeoutConn) Write(b []byte) (int, error) {
@@ -150,7 +213,9 @@ func (c *timeoutConn) Write(b []byte) (int, error) {
 	if err := c.touch(false); err != nil {
 		return 0, err
 	}
-	c.wrote = c.yield
+	if c.yield {
+		c.wrote = true
+	}
 	return c.Conn.Write(b)
 }
 
@@ -230,19 +295,3 @@ func (c *timeoutConn) rawStep(fd uintptr) bool {
 func (c *timeoutConn) SetDeadline(time.Time) error      { return nil }
 func (c *timeoutConn) SetReadDeadline(time.Time) error  { return nil }
 func (c *timeoutConn) SetWriteDeadline(time.Time) error { return nil }
-
-// timeoutListener wraps accepted connections in timeoutConn.
-type timeoutListener struct {
-	net.Listener
-	timeout time.Duration
-}
-
-func (l timeoutListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	tc := newTimeoutConn(c, l.timeout)
-	tc.yield = true
-	return tc, nil
-}

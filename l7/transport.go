@@ -31,7 +31,11 @@ type transport[C interface{ Conn() net.Conn }] struct {
 	release func(C)
 	close   func(C)
 	streams sync.Pool // *bodyStream[C]
+	bufs    sync.Pool // *[chunkBuf]byte
 }
+
+// chunkBuf is the size of the chunks of a chunked request body sent on.
+const chunkBuf = 16 << 10
 
 func newTransport[C interface{ Conn() net.Conn }](hc *fasthttp.HostClient,
 	acquire func(time.Duration, bool) (C, error), release, close func(C)) *transport[C] {
@@ -55,7 +59,11 @@ func (t *transport[C]) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request,
 		tc.startCapture()
 	}
 	bw := hc.AcquireWriter(conn)
-	err = req.Write(bw)
+	if req.IsBodyStream() && req.Header.ContentLength() == -1 && len(req.Header.Host()) > 0 {
+		err = t.writeChunked(bw, req)
+	} else {
+		err = req.Write(bw)
+	}
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -68,6 +76,10 @@ func (t *transport[C]) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request,
 			tc.capture = false
 		}
 		t.close(cc)
+		var be *clientBodyError
+		if errors.As(err, &be) {
+			return false, err
+		}
 		return true, timeoutError(err)
 	}
 
@@ -80,8 +92,16 @@ func (t *transport[C]) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request,
 			return true, timeoutError(err)
 		}
 		// Interim responses (100 Continue, 103 Early Hints) are not
-		// forwarded; 101 is not asked for, since Upgrade is removed.
-		if c := resp.StatusCode(); c < 100 || c >= 200 {
+		// forwarded. 101 is the answer to an upgrade (the Upgrade header
+		// stays only in those): the connection leaves the pool for the
+		// frontend to splice to the client.
+		c := resp.StatusCode()
+		if c == fasthttp.StatusSwitchingProtocols && len(req.Header.Peek(hdrUpgrade)) > 0 {
+			resp.SkipBody = true
+			req.SetUserValue(tunnelKey{}, &tunnel[C]{t: t, cc: cc, br: br})
+			return false, nil
+		}
+		if c < 100 || c >= 200 {
 			break
 		}
 	}
@@ -120,6 +140,50 @@ func (t *transport[C]) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request,
 	}
 	resp.SetBodyStream(s, cl)
 	return false, nil
+}
+
+// writeChunked writes a request whose body is a chunked stream from the
+// client, as req.Write would, but tells the client's failures (a bad
+// chunk, a body beyond the limit in the bodyLimitKey user value) from the
+// server's, as clientBodyError.
+func (t *transport[C]) writeChunked(bw *bufio.Writer, req *fasthttp.Request) error {
+	limit := int64(-1)
+	if p, ok := req.UserValue(bodyLimitKey{}).(*int64); ok {
+		limit = *p
+	}
+	if err := req.Header.Write(bw); err != nil {
+		return err
+	}
+	buf, _ := t.bufs.Get().(*[chunkBuf]byte)
+	if buf == nil {
+		buf = new([chunkBuf]byte)
+	}
+	defer t.bufs.Put(buf)
+	body := req.BodyStream()
+	var total int64
+	var size [16]byte
+	for {
+		n, err := body.Read(buf[:])
+		if n > 0 {
+			total += int64(n)
+			if limit >= 0 && total > limit {
+				return &clientBodyError{errBodyLimit}
+			}
+			bw.Write(strconv.AppendInt(size[:0], int64(n), 16))
+			bw.WriteString("\r\n")
+			bw.Write(buf[:n])
+			if _, werr := bw.WriteString("\r\n"); werr != nil {
+				return werr
+			}
+		}
+		if err == io.EOF {
+			_, err = bw.WriteString("0\r\n\r\n")
+			return err
+		}
+		if err != nil {
+			return &clientBodyError{err}
+		}
+	}
 }
 
 func (t *transport[C]) done(cc C, br *bufio.Reader, keep bool) {
