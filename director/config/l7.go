@@ -33,8 +33,8 @@ var cookieModes = map[string]string{"insert": "insert", "prefix": "prefix", "rew
 // Defaults of the l7 section, HAProxy's where it has one.
 const (
 	DefaultL7Retries = 3
-	// DefaultL7MaxHeaderSize is HAProxy's tune.bufsize less its reserve.
-	DefaultL7MaxHeaderSize = 15 << 10
+	// DefaultL7MaxHeaderSize is HAProxy's tune.bufsize.
+	DefaultL7MaxHeaderSize = 16 << 10
 )
 
 // L7Frontend is a listener: HAProxy's "frontend" with its "bind" lines,

@@ -55,10 +55,22 @@ func balance(c config.L7Backend) string {
 
 func frontendConfig(c config.L7Frontend, backends map[string]*l7.Backend, log zerolog.Logger) l7.FrontendConfig {
 	fc := l7.FrontendConfig{
-		Name:          c.Name,
-		Backend:       backends[c.DefaultBackend],
-		ClientTimeout: c.ClientTimeout,
-		Logger:        log,
+		Name:             c.Name,
+		Backend:          backends[c.DefaultBackend],
+		ClientTimeout:    c.ClientTimeout,
+		RequestTimeout:   c.RequestTimeout,
+		KeepAliveTimeout: c.KeepAliveTimeout,
+		TunnelTimeout:    c.TunnelTimeout,
+		MaxHeaderSize:    c.MaxHeaderSize,
+		MaxBodySize:      int64(c.MaxBodySize),
+		MaxConns:         c.MaxConn,
+		Logger:           log,
+	}
+	if len(c.TLS) > 0 {
+		fc.TLS = &l7.TLSConfig{}
+		for _, ct := range c.TLS {
+			fc.TLS.Certs = append(fc.TLS.Certs, l7.CertFile{CertFile: ct.Cert, KeyFile: ct.Key})
+		}
 	}
 	for i, r := range c.Rules {
 		rule := l7.Rule{Name: fmt.Sprintf("%s rule %d", c.Name, i+1), Backend: backends[r.Backend]}
