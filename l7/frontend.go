@@ -28,9 +28,11 @@ type FrontendConfig struct {
 	// "timeout client"): a read or write that makes no progress for that
 	// long ends the connection, and so does an idle keep-alive connection.
 	ClientTimeout time.Duration
-	// Logger receives connection-level errors. Nothing is logged per
-	// request.
+	// Logger receives connection-level errors.
 	Logger zerolog.Logger
+	// AccessLog, if set, receives a line per request at info level, with
+	// HAProxy's httplog fields (accesslog.go).
+	AccessLog *zerolog.Logger
 }
 
 // Frontend serves HTTP/1.1 with keep-alive on listeners and sends every
@@ -38,6 +40,10 @@ type FrontendConfig struct {
 type Frontend struct {
 	srv     *fasthttp.Server
 	timeout time.Duration
+	name    string
+	be      *Backend
+	access  *zerolog.Logger
+	st      frontendStats // stats.go
 }
 
 // NewFrontend returns a frontend.
@@ -49,8 +55,11 @@ func NewFrontend(cfg FrontendConfig) (*Frontend, error) {
 		cfg.ClientTimeout = DefaultClientTimeout
 	}
 	log := cfg.Logger.With().Str("frontend", cfg.Name).Logger()
-	return &Frontend{timeout: cfg.ClientTimeout, srv: &fasthttp.Server{
-		Handler: cfg.Backend.Serve,
+	f := &Frontend{timeout: cfg.ClientTimeout, name: cfg.Name, be: cfg.Backend, access: cfg.AccessLog}
+	f.srv = &fasthttp.Server{
+		Handler:      f.serve,
+		ErrorHandler: f.requestError,
+		ConnState:    f.connState,
 		// No ReadTimeout, WriteTimeout or IdleTimeout: timeoutConn keeps
 		// ClientTimeout at a fraction of their cost.
 		StreamRequestBody:             true,
@@ -62,7 +71,8 @@ func NewFrontend(cfg FrontendConfig) (*Frontend, error) {
 		NoDefaultContentType:          true,
 		CloseOnShutdown:               true,
 		Logger:                        logAdapter{log},
-	}}, nil
+	}
+	return f, nil
 }
 
 // Serve accepts connections on ln until Shutdown or ln fails.

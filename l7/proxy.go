@@ -24,7 +24,24 @@ var (
 
 // Serve proxies the request in ctx to a server of the backend and puts the
 // server's response in ctx.
-func (b *Backend) Serve(ctx *fasthttp.RequestCtx) {
+func (b *Backend) Serve(ctx *fasthttp.RequestCtx) { b.serve(ctx, nil) }
+
+// serve is Serve with the frontend's record of the request (nil: none),
+// kept up to date for the access log and the counters.
+func (b *Backend) serve(ctx *fasthttp.RequestCtx, tx *txn) {
+	now := ctx.Time()
+	if now.IsZero() {
+		now = time.Now()
+	}
+	sec := now.Unix()
+	b.st.enter(sec)
+	srv := b.proxy(ctx, tx, sec)
+	b.done(ctx.Response.StatusCode(), srv, tx)
+}
+
+// proxy does Serve's work and returns the server whose response is in
+// ctx, or nil if the response is the proxy's own (an error).
+func (b *Backend) proxy(ctx *fasthttp.RequestCtx, tx *txn, sec int64) *server {
 	req, resp := &ctx.Request, &ctx.Response
 	cc := b.cfg.Cookie
 
@@ -49,6 +66,7 @@ func (b *Backend) Serve(ctx *fasthttp.RequestCtx) {
 			req.Header.DelCookie(cc.Name) // "indirect": the server never sees it
 		}
 	}
+	tx.setRequestCookie(b.requestCookie(sticky, srv, now))
 
 	// The client's Connection: close concerns its connection only; the
 	// engine noted it before calling Serve and closes after the response.
@@ -84,17 +102,24 @@ func (b *Backend) Serve(ctx *fasthttp.RequestCtx) {
 	// another with Redispatch.
 	var avoid []*server
 	var err error
+	var assigned *server
 	for try := 0; ; try++ {
 		if srv == nil {
 			if srv = b.pick(avoid); srv == nil {
+				b.noServer(tx)
 				ctx.Error("503 Service Unavailable: no server is available", fasthttp.StatusServiceUnavailable)
-				return
+				return nil
 			}
 		}
-		err = srv.hc.Do(req, resp)
+		if srv != assigned {
+			b.assign(srv, tx, sec)
+			assigned = srv
+		}
+		err = srv.do(req, resp, tx)
 		if err == nil || !isConnectError(err) || try >= b.cfg.Retries {
 			break
 		}
+		b.retry(srv, tx, b.cfg.Redispatch)
 		if b.cfg.Redispatch {
 			avoid = append(avoid, srv)
 			srv, hadCookie = nil, false
@@ -102,6 +127,7 @@ func (b *Backend) Serve(ctx *fasthttp.RequestCtx) {
 	}
 	if err != nil {
 		resp.Reset()
+		b.failed(srv, err, tx)
 		switch {
 		case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout):
 			ctx.Error("504 Gateway Timeout", fasthttp.StatusGatewayTimeout)
@@ -110,7 +136,7 @@ func (b *Backend) Serve(ctx *fasthttp.RequestCtx) {
 		default:
 			ctx.Error("502 Bad Gateway", fasthttp.StatusBadGateway)
 		}
-		return
+		return nil
 	}
 
 	// The server's Connection: close ended the server connection only.
@@ -120,6 +146,7 @@ func (b *Backend) Serve(ctx *fasthttp.RequestCtx) {
 	if cc != nil {
 		refresh := cc.MaxIdle > 0 && hadCookie && sticky.last != now
 		if !hadCookie || refresh {
+			tx.setResponseCookie(hadCookie)
 			if now == 0 {
 				resp.Header.AddBytesKV(hdrSetCookie, srv.setCookie)
 			} else {
@@ -142,6 +169,7 @@ func (b *Backend) Serve(ctx *fasthttp.RequestCtx) {
 			}
 		}
 	}
+	return srv
 }
 
 func isConnectError(err error) bool {
