@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -26,6 +27,8 @@ type Backend struct {
 	bal        balanceSpec
 	policy     policy
 	cookieName []byte
+
+	st backendStats // stats.go
 }
 
 type server struct {
@@ -47,11 +50,16 @@ type server struct {
 	// answered, for leastconn and random.
 	inflight atomic.Int64
 	hc       *fasthttp.HostClient
+	st       serverStats // stats.go
 }
 
 // connectError marks a failure to connect to a server: nothing was sent,
-// so the request can be retried anywhere, whatever its method.
-type connectError struct{ err error }
+// so the request can be retried anywhere, whatever its method. took is
+// how long the attempt lasted.
+type connectError struct {
+	err  error
+	took time.Duration
+}
 
 func (e *connectError) Error() string { return "connect: " + e.err.Error() }
 func (e *connectError) Unwrap() error { return e.err }
@@ -107,6 +115,7 @@ func NewBackend(cfg BackendConfig) (*Backend, error) {
 		b.byCK[s.cookie] = s
 	}
 	b.policy = newPolicy(b.bal, weights)
+	b.initStats(time.Now())
 	return b, nil
 }
 
@@ -115,20 +124,21 @@ func (b *Backend) hostClient(addr string) *fasthttp.HostClient {
 	hc := &fasthttp.HostClient{
 		Addr: addr,
 		Dial: func(addr string) (net.Conn, error) {
+			start := time.Now()
 			c, err := d.Dial("tcp", addr)
 			if err != nil {
-				return nil, &connectError{err}
+				return nil, &connectError{err, time.Since(start)}
 			}
-			return newServerConn(c, b.cfg.ServerTimeout), nil
+			tc := newServerConn(c, b.cfg.ServerTimeout)
+			tc.dialTook = time.Since(start)
+			return tc, nil
 		},
 		// An idempotent request that met a keep-alive connection the
 		// server had closed is retried by the client on another
 		// connection; a failure to connect comes back to Serve, which
 		// applies retries and redispatch.
 		RetryIfErr: func(req *fasthttp.Request, _ int, err error) (bool, bool) {
-			stale := errors.Is(err, io.EOF) || errors.Is(err, fasthttp.ErrConnectionClosed) ||
-				errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
-			return false, stale && (req.Header.IsGet() || req.Header.IsHead())
+			return false, retryStale(req, err)
 		},
 		MaxConns:           b.cfg.MaxConns,
 		MaxConnWaitTimeout: b.cfg.QueueTimeout,
@@ -145,6 +155,14 @@ func (b *Backend) hostClient(addr string) *fasthttp.HostClient {
 	return hc
 }
 
+// retryStale reports whether a request that met a keep-alive connection
+// the server had closed may be sent again on another connection.
+func retryStale(req *fasthttp.Request, err error) bool {
+	stale := errors.Is(err, io.EOF) || errors.Is(err, fasthttp.ErrConnectionClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+	return stale && (req.Header.IsGet() || req.Header.IsHead())
+}
+
 func (b *Backend) healthKey(server string) string { return b.cfg.Name + "/" + server }
 
 // Name returns the backend's name.
@@ -158,7 +176,7 @@ func (b *Backend) SetUp(server string, up bool) error {
 	if !ok {
 		return fmt.Errorf("backend %s: server %s: %w", b.cfg.Name, server, health.ErrNotFound)
 	}
-	s.up.Store(up)
+	b.setUp(s, up, time.Now())
 	return nil
 }
 
@@ -248,7 +266,7 @@ func (b *Backend) Observe(ev health.Event) bool {
 	if !ok {
 		return false
 	}
-	s.up.Store(ev.To == health.StateUp)
+	b.setUp(s, ev.To == health.StateUp, time.Now())
 	return true
 }
 

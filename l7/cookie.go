@@ -209,7 +209,7 @@ func (b *Backend) cookieRequest(req *fasthttp.Request, cs *cookieState) *server 
 }
 
 // cookieResponse applies the cookie mode to the response from srv.
-func (b *Backend) cookieResponse(req *fasthttp.Request, resp *fasthttp.Response, srv *server, cs *cookieState, tc *timeoutConn) {
+func (b *Backend) cookieResponse(req *fasthttp.Request, resp *fasthttp.Response, srv *server, cs *cookieState, tc *timeoutConn, tx *txn) {
 	cc := b.cfg.Cookie
 	var buf []byte
 	if tc != nil {
@@ -228,6 +228,7 @@ func (b *Backend) cookieResponse(req *fasthttp.Request, resp *fasthttp.Response,
 			}
 		}
 		resp.Header.DelCookie(cc.Name)
+		tx.setResponseCookieLetter('R')
 		for rest := buf; len(rest) > 0; {
 			var one []byte
 			one, rest, _ = bytes.Cut(rest, []byte{'\n'})
@@ -246,6 +247,7 @@ func (b *Backend) cookieResponse(req *fasthttp.Request, resp *fasthttp.Response,
 	// with Preserve and then none is inserted; otherwise it is replaced.
 	if len(resp.Header.PeekCookie(cc.Name)) > 0 {
 		if cc.Preserve {
+			tx.setResponseCookieLetter('P')
 			return
 		}
 		resp.Header.DelCookie(cc.Name)
@@ -254,6 +256,7 @@ func (b *Backend) cookieResponse(req *fasthttp.Request, resp *fasthttp.Response,
 	if cs.had && !refresh || cc.PostOnly && !req.Header.IsPost() {
 		return
 	}
+	tx.setResponseCookie(cs.had)
 	if cs.now == 0 {
 		resp.Header.AddBytesKV(hdrSetCookie, srv.setCookie)
 	} else {

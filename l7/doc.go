@@ -107,6 +107,27 @@
 // connections close after KeepAliveTimeout; Shutdown sends them GOAWAY.
 // TLS connections are closed without close_notify (see tlsConn.Close).
 //
+// # Logs and stats
+//
+// FrontendConfig.AccessLog turns on a JSON line per request with the
+// fields of HAProxy's httplog: client, request date, frontend,
+// backend/server, the timers TR/Tw/Tc/Tr/Ta (-1 for what did not happen),
+// status, bytes sent, the four letters of the termination state (who
+// ended the request and when, what became of the sticky cookie) and the
+// request line (accesslog.go lists them). The line is written once the
+// response has gone out, from fasthttp's ConnState hook, so Ta covers it.
+// What it needs is kept in a txn per client connection, which the
+// timeoutConn also uses to count bytes: logging allocates nothing
+// (TestAccessLogAllocs).
+//
+// Frontend.Stats and Backend.Stats return the counters of HAProxy's "show
+// stat" (stats.go), kept with atomics on the request path: sessions
+// (a frontend's are connections, a backend's and a server's requests),
+// queue, bytes, statuses by class, errors, retries, redispatches, rates
+// over the last second, server states and health checks. WriteCSV writes
+// them in HAProxy's CSV, its columns in its order, for the tools that read
+// the stats page's ";csv".
+//
 // # Semantics and limits
 //
 // Timeouts are inactivity timeouts, as HAProxy's "timeout client" and

@@ -71,9 +71,11 @@ type FrontendConfig struct {
 	// "http/1.1": HTTP/2 connections are served by golang.org/x/net/http2
 	// and sent to the same backend over HTTP/1.1.
 	TLS *TLSConfig
-	// Logger receives connection-level errors. Nothing is logged per
-	// request.
+	// Logger receives connection-level errors.
 	Logger zerolog.Logger
+	// AccessLog, if set, receives a line per request at info level, with
+	// HAProxy's httplog fields (accesslog.go).
+	AccessLog *zerolog.Logger
 }
 
 // Frontend serves HTTP/1.1 with keep-alive on listeners and sends every
@@ -81,14 +83,17 @@ type FrontendConfig struct {
 type Frontend struct {
 	cfg       FrontendConfig
 	srv       *fasthttp.Server
-	serve     fasthttp.RequestHandler // the rules' or the backend's dispatch
-	certs     *certStore              // nil without TLS
+	dispatch  func(*fasthttp.RequestCtx, *txn) // the rules' or the backend's
+	certs     *certStore                       // nil without TLS
 	tlsConfig *tls.Config
 	h2        *h2Server
 	log       zerolog.Logger
 	// maxBody is cfg.MaxBodySize, addressable for the request's user
 	// value that carries it to the transport.
 	maxBody int64
+	name    string
+	access  *zerolog.Logger
+	st      frontendStats // stats.go
 }
 
 // NewFrontend returns a frontend.
@@ -114,7 +119,7 @@ func NewFrontend(cfg FrontendConfig) (*Frontend, error) {
 		return nil, errors.New("frontend " + cfg.Name + ": negative timeout or limit")
 	}
 	log := cfg.Logger.With().Str("frontend", cfg.Name).Logger()
-	f := &Frontend{cfg: cfg, serve: handler, log: log, maxBody: cfg.MaxBodySize}
+	f := &Frontend{cfg: cfg, dispatch: handler, log: log, maxBody: cfg.MaxBodySize, name: cfg.Name, access: cfg.AccessLog}
 	if cfg.TLS != nil {
 		certs, err := newCertStore(cfg.TLS)
 		if err != nil {
@@ -124,7 +129,8 @@ func NewFrontend(cfg FrontendConfig) (*Frontend, error) {
 	}
 	f.srv = &fasthttp.Server{
 		Handler:      f.handle,
-		ErrorHandler: errorResponse,
+		ErrorHandler: f.requestError,
+		ConnState:    f.connState,
 		// The request line and headers must fit the read buffer, or
 		// fasthttp answers ErrSmallBuffer: 431.
 		ReadBufferSize: cfg.MaxHeaderSize,
@@ -187,7 +193,7 @@ func (f *Frontend) handle(ctx *fasthttp.RequestCtx) {
 			// request whose URI says https.
 			ctx.Request.URI().SetScheme("http")
 		}
-		f.serve(ctx)
+		f.serveRequest(ctx)
 	}
 	if tc != nil {
 		tc.setPhase(phaseIdle)
@@ -202,12 +208,14 @@ func (f *Frontend) admit(ctx *fasthttp.RequestCtx) bool {
 	h := &ctx.Request.Header
 	if err := checkHeader(h.RawHeaders()); err != nil {
 		reject(ctx, fasthttp.StatusBadRequest)
+		f.rejected(ctx, 'P', 'R', false)
 		return false
 	}
 	if f.maxBody > 0 {
 		switch cl := h.ContentLength(); {
 		case int64(cl) > f.maxBody:
 			reject(ctx, fasthttp.StatusRequestEntityTooLarge)
+			f.rejected(ctx, 'P', 'R', false)
 			return false
 		case cl == -1:
 			ctx.SetUserValue(bodyLimitKey{}, &f.maxBody)
@@ -221,22 +229,6 @@ func (f *Frontend) admit(ctx *fasthttp.RequestCtx) bool {
 func reject(ctx *fasthttp.RequestCtx, code int) {
 	ctx.Error(fasthttp.StatusMessage(code), code)
 	ctx.SetConnectionClose()
-}
-
-// errorResponse is the engine's answer to a request it could not read.
-func errorResponse(ctx *fasthttp.RequestCtx, err error) {
-	var small *fasthttp.ErrSmallBuffer
-	var ne net.Error
-	switch {
-	case errors.As(err, &small):
-		reject(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge)
-	case errors.As(err, &ne) && ne.Timeout():
-		reject(ctx, fasthttp.StatusRequestTimeout)
-	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		reject(ctx, fasthttp.StatusRequestEntityTooLarge)
-	default:
-		reject(ctx, fasthttp.StatusBadRequest)
-	}
 }
 
 type logAdapter struct{ l zerolog.Logger }

@@ -125,7 +125,7 @@ func (f *Frontend) serveH2(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	f.serve(ctx)
+	f.serveRequest(ctx)
 
 	resp := &ctx.Response
 	h := w.Header()

@@ -27,6 +27,7 @@ func CheckHealth(ctx context.Context, log zerolog.Logger, backends ...*Backend) 
 		return err
 	}
 	for _, b := range backends {
+		b.SetMonitor(m)
 		ts, err := b.Targets()
 		if err != nil {
 			return err

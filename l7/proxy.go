@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net"
+	"time"
 
 	"github.com/valyala/fasthttp"
 )
@@ -24,7 +25,24 @@ var (
 
 // Serve proxies the request in ctx to a server of the backend and puts the
 // server's response in ctx.
-func (b *Backend) Serve(ctx *fasthttp.RequestCtx) {
+func (b *Backend) Serve(ctx *fasthttp.RequestCtx) { b.serve(ctx, nil) }
+
+// serve is Serve with the frontend's record of the request (nil: none),
+// kept up to date for the access log and the counters.
+func (b *Backend) serve(ctx *fasthttp.RequestCtx, tx *txn) {
+	now := ctx.Time()
+	if now.IsZero() {
+		now = time.Now()
+	}
+	sec := now.Unix()
+	b.st.enter(sec)
+	srv := b.proxy(ctx, tx, sec)
+	b.done(ctx.Response.StatusCode(), srv, tx)
+}
+
+// proxy does Serve's work and returns the server whose response is in
+// ctx, or nil if the response is the proxy's own (an error).
+func (b *Backend) proxy(ctx *fasthttp.RequestCtx, tx *txn, sec int64) *server {
 	req, resp := &ctx.Request, &ctx.Response
 	cc := b.cfg.Cookie
 
@@ -40,6 +58,7 @@ func (b *Backend) Serve(ctx *fasthttp.RequestCtx) {
 	if b.cfg.ForwardedHost || b.cfg.Forwarded {
 		b.forwarded(ctx, tc) // before HTTP/1.0 requests get a Host
 	}
+	tx.setRequestCookie(b.requestCookie(cs.sticky, srv, cs.now))
 
 	// The client's Connection: close concerns its connection only; the
 	// engine noted it before calling Serve and closes after the response.
@@ -93,19 +112,26 @@ func (b *Backend) Serve(ctx *fasthttp.RequestCtx) {
 			return appendIP(nil, ctx.RemoteAddr())
 		})
 	}
+	var assigned *server
 	for try := 0; ; try++ {
 		if srv == nil {
 			if srv = b.pick(avoid, key); srv == nil {
+				b.noServer(tx)
 				ctx.Error("503 Service Unavailable: no server is available", fasthttp.StatusServiceUnavailable)
-				return
+				return nil
 			}
 		}
+		if srv != assigned {
+			b.assign(srv, tx, sec)
+			assigned = srv
+		}
 		srv.inflight.Add(1)
-		err = srv.hc.Do(req, resp)
+		err = srv.do(req, resp, tx)
 		srv.inflight.Add(-1)
 		if err == nil || !isConnectError(err) || try >= b.cfg.Retries {
 			break
 		}
+		b.retry(srv, tx, b.cfg.Redispatch)
 		if b.cfg.Redispatch {
 			avoid = append(avoid, srv)
 			srv, cs.had = nil, false
@@ -114,6 +140,7 @@ func (b *Backend) Serve(ctx *fasthttp.RequestCtx) {
 	if err != nil {
 		resp.Reset()
 		var be *clientBodyError
+		b.failed(srv, err, tx)
 		switch {
 		case errors.As(err, &be):
 			reject(ctx, clientBodyStatus(err))
@@ -124,13 +151,13 @@ func (b *Backend) Serve(ctx *fasthttp.RequestCtx) {
 		default:
 			ctx.Error("502 Bad Gateway", fasthttp.StatusBadGateway)
 		}
-		return
+		return nil
 	}
 
 	if upgrade != nil && resp.StatusCode() == fasthttp.StatusSwitchingProtocols {
 		if st, ok := req.UserValue(tunnelKey{}).(serverTunnel); ok {
 			b.upgrade(ctx, tc, st)
-			return
+			return srv
 		}
 	}
 	// The server's Connection: close ended the server connection only.
@@ -143,8 +170,9 @@ func (b *Backend) Serve(ctx *fasthttp.RequestCtx) {
 	}
 
 	if cc != nil {
-		b.cookieResponse(req, resp, srv, &cs, tc)
+		b.cookieResponse(req, resp, srv, &cs, tc, tx)
 	}
+	return srv
 }
 
 // upgrade answers 101 to the client and splices its connection to the

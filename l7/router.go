@@ -145,7 +145,11 @@ func (ru *Rule) compile() (rule, error) {
 }
 
 // Serve sends the request in ctx where the first matching rule says.
-func (r *Router) Serve(ctx *fasthttp.RequestCtx) {
+func (r *Router) Serve(ctx *fasthttp.RequestCtx) { r.serve(ctx, nil) }
+
+// serve is Serve with the frontend's record of the request, for the
+// access log and the counters.
+func (r *Router) serve(ctx *fasthttp.RequestCtx, tx *txn) {
 	req := &ctx.Request
 	for i := range r.rules {
 		ru := &r.rules[i]
@@ -153,7 +157,7 @@ func (r *Router) Serve(ctx *fasthttp.RequestCtx) {
 			continue
 		}
 		if ru.backend != nil {
-			ru.backend.Serve(ctx)
+			ru.backend.serve(ctx, tx)
 			return
 		}
 		ctx.Response.Reset()
@@ -168,7 +172,7 @@ func (r *Router) Serve(ctx *fasthttp.RequestCtx) {
 		ctx.Error("503 Service Unavailable: no backend", fasthttp.StatusServiceUnavailable)
 		return
 	}
-	r.def.Serve(ctx)
+	r.def.serve(ctx, tx)
 }
 
 func (ru *rule) match(req *fasthttp.Request) bool {
@@ -254,16 +258,16 @@ func stripPort(host []byte) []byte {
 
 // handler returns the frontend's request handler: its backend's Serve
 // when it has no rules, a Router's otherwise.
-func (cfg *FrontendConfig) handler() (fasthttp.RequestHandler, error) {
+func (cfg *FrontendConfig) handler() (func(*fasthttp.RequestCtx, *txn), error) {
 	if len(cfg.Rules) == 0 {
 		if cfg.Backend == nil {
 			return nil, errors.New("frontend " + cfg.Name + ": no backend")
 		}
-		return cfg.Backend.Serve, nil
+		return cfg.Backend.serve, nil
 	}
 	r, err := NewRouter(cfg.Backend, cfg.Rules)
 	if err != nil {
 		return nil, fmt.Errorf("frontend %s: %w", cfg.Name, err)
 	}
-	return r.Serve, nil
+	return r.serve, nil
 }

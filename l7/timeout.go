@@ -35,6 +35,9 @@ type timeoutConn struct {
 
 	clientIP []byte // formatted on first use
 	scratch  []byte
+	// tx is the frontend's record of the connection's current request
+	// (accesslog.go): it counts the bytes and notes I/O errors.
+	tx *txn
 	// yield: let other goroutines run between a write and the next read,
 	// see Read. wrote: the last operation was a write.
 	yield, wrote bool
@@ -63,6 +66,9 @@ type timeoutConn struct {
 	sent    int
 	phase   int
 	sendErr error
+	// dialTook is how long the connection took to establish, until the
+	// first request on it reads it (Tc).
+	dialTook time.Duration
 }
 
 // captureLimit bounds a request held back for sendAndAwait; a larger one
@@ -158,7 +164,11 @@ func (c *timeoutConn) Read(b []byte) (int, error) {
 	} else if err := c.touch(true); err != nil {
 		return 0, err
 	}
-	return c.Conn.Read(b)
+	n, err := c.Conn.Read(b)
+	if c.tx != nil {
+		c.tx.read(n, err)
+	}
+	return n, err
 }
 
 // touchPhase sets the read deadline of the idle or header phase: the
@@ -216,7 +226,11 @@ func (c *timeoutConn) Write(b []byte) (int, error) {
 	if c.yield {
 		c.wrote = true
 	}
-	return c.Conn.Write(b)
+	n, err := c.Conn.Write(b)
+	if c.tx != nil {
+		c.tx.wrote(n, err)
+	}
+	return n, err
 }
 
 // startCapture holds back what is written until sendAndAwait, if the

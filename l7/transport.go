@@ -49,12 +49,54 @@ var errChunked = errors.New("malformed chunked body")
 // of a response was read, so that HostClient may try a stale keep-alive
 // connection's request again (its RetryIfErr decides).
 func (t *transport[C]) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (bool, error) {
+	return t.roundTrip(hc, req, resp, nil)
+}
+
+// roundTripper is the transport with the request's txn, which takes the
+// queue, connect and response times (nil: none).
+type roundTripper interface {
+	roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response, tx *txn) (bool, error)
+}
+
+// maxAttempts bounds the sends of a request that met stale keep-alive
+// connections, as fasthttp's DefaultMaxIdemponentCallAttempts does.
+const maxAttempts = 5
+
+// do is HostClient.Do through the transport with tx: it sends req to the
+// server and reads the response into resp, sending an idempotent request
+// again when it met a keep-alive connection the server had closed.
+func (s *server) do(req *fasthttp.Request, resp *fasthttp.Response, tx *txn) error {
+	rt := s.hc.Transport.(roundTripper)
+	req.URI().DisablePathNormalizing = true
+	for attempt := 1; ; attempt++ {
+		skip, stream := resp.SkipBody, resp.StreamBody
+		resp.Reset()
+		resp.SkipBody, resp.StreamBody = skip, stream
+		retry, err := rt.roundTrip(s.hc, req, resp, tx)
+		if err == nil || !retry || req.IsBodyStream() || attempt >= maxAttempts || !retryStale(req, err) {
+			if err == io.EOF {
+				err = fasthttp.ErrConnectionClosed
+			}
+			return err
+		}
+	}
+}
+
+// roundTrip is RoundTrip noting in tx (which may be nil) the times and
+// how the exchange went.
+func (t *transport[C]) roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response, tx *txn) (bool, error) {
+	var t0 time.Time
+	if tx.timing() {
+		t0 = time.Now()
+	}
 	cc, err := t.acquire(0, false)
 	if err != nil {
+		tx.connectFailed(t0, err)
 		return false, err
 	}
 	conn := cc.Conn()
 	tc, _ := conn.(*timeoutConn)
+	tx.connected(t0, tc)
 	if tc != nil {
 		tc.startCapture()
 	}
@@ -105,6 +147,7 @@ func (t *transport[C]) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request,
 			break
 		}
 	}
+	tx.headersIn()
 	keep := !resp.Header.ConnectionClose()
 	code := resp.StatusCode()
 	if req.Header.IsHead() || code == fasthttp.StatusNoContent || code == fasthttp.StatusNotModified {
@@ -126,7 +169,7 @@ func (t *transport[C]) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request,
 	if s == nil {
 		s = &bodyStream[C]{t: t}
 	}
-	s.cc, s.br, s.keep, s.done, s.err = cc, br, keep, false, nil
+	s.cc, s.br, s.keep, s.done, s.err, s.tx = cc, br, keep, false, nil, tx.forStream()
 	switch {
 	case cl >= 0:
 		s.mode, s.left = modeFixed, int64(cl)
@@ -222,6 +265,7 @@ type bodyStream[C interface{ Conn() net.Conn }] struct {
 	left int64 // bytes left in the body (fixed) or the chunk (chunked)
 	done bool  // the body was read to its end
 	err  error
+	tx   *txn // notes a server's failure in the data phase; may be nil
 }
 
 func (s *bodyStream[C]) Read(p []byte) (int, error) {
@@ -364,8 +408,11 @@ func (s *bodyStream[C]) trailer() error {
 // failed to (wErr), or dropped the response.
 func (s *bodyStream[C]) CloseWithError(wErr error) error {
 	var zero C
+	if s.err != nil {
+		s.tx.serverAborted(s.err)
+	}
 	s.t.done(s.cc, s.br, s.keep && s.done && s.err == nil && wErr == nil)
-	s.cc, s.br, s.err = zero, nil, nil
+	s.cc, s.br, s.err, s.tx = zero, nil, nil, nil
 	s.t.streams.Put(s)
 	return nil
 }

@@ -33,15 +33,15 @@ func (l countingListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return countingConn{c, l.n}, nil
+	return recvCountingConn{c, l.n}, nil
 }
 
-type countingConn struct {
+type recvCountingConn struct {
 	net.Conn
 	n *atomic.Int64
 }
 
-func (c countingConn) Read(b []byte) (int, error) {
+func (c recvCountingConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
 	c.n.Add(int64(n))
 	return n, err
