@@ -66,6 +66,10 @@ func frontendConfig(c config.L7Frontend, backends map[string]*l7.Backend, log ze
 		MaxConns:         c.MaxConn,
 		Logger:           log,
 	}
+	if c.AccessLog {
+		access := log.With().Str("component", "access").Logger()
+		fc.AccessLog = &access
+	}
 	if len(c.TLS) > 0 {
 		fc.TLS = &l7.TLSConfig{}
 		for _, ct := range c.TLS {

@@ -193,6 +193,9 @@ func (t *Tier) monitor(cfg *config.L7, backends []*l7.Backend) (*health.Monitor,
 	if err != nil {
 		return nil, err
 	}
+	for _, b := range backends {
+		b.SetMonitor(m) // the check columns of its stats
+	}
 	for _, bc := range cfg.Backends {
 		for _, s := range bc.Servers {
 			tg, ok, err := s.Check.HealthTarget(bc.Name + "/" + s.Name)
@@ -215,6 +218,23 @@ func (t *Tier) Backends() []*l7.Backend {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return append([]*l7.Backend(nil), t.backends...)
+}
+
+// Stats returns HAProxy's show-stat lines of the running section: each
+// frontend, then each backend's servers and its BACKEND line.
+func (t *Tier) Stats() []l7.Stats {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var rows []l7.Stats
+	for _, fc := range t.cfg.Frontends {
+		if r := t.frontends[fc.Name]; r != nil {
+			rows = append(rows, r.fe.Stats())
+		}
+	}
+	for _, b := range t.backends {
+		rows = append(rows, b.Stats().Rows()...)
+	}
+	return rows
 }
 
 // Health returns the health status of a backend's server ("backend/server").

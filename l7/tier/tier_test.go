@@ -181,6 +181,16 @@ l7:
 	}
 	t.Logf("%d requests across the reload, none failed; after it: %v", total.Load(), after)
 
+	// The stats: a FRONTEND line, the servers and the BACKEND line.
+	rows := tr.Stats()
+	var names []string
+	for _, r := range rows {
+		names = append(names, r.PxName+"/"+r.SvName)
+	}
+	if len(rows) != 4 || rows[0].SvName != "FRONTEND" || rows[3].SvName != "BACKEND" || rows[0].ReqTot == 0 {
+		t.Errorf("stats rows %v", names)
+	}
+
 	// A reload that cannot apply changes nothing.
 	bad := load(t, section(a, c))
 	bad.Frontends = append(bad.Frontends, config.L7Frontend{Name: "x", Bind: []netip.AddrPort{netip.MustParseAddrPort("192.0.2.1:1")}, DefaultBackend: "nosuch"})
