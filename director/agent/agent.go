@@ -19,6 +19,7 @@ import (
 	"github.com/directorlb/director/director/config"
 	"github.com/directorlb/director/director/health"
 	"github.com/directorlb/director/director/neigh"
+	"github.com/directorlb/director/director/stats"
 	"github.com/directorlb/director/loader"
 	"github.com/directorlb/director/vrrp"
 	"github.com/rs/zerolog"
@@ -61,6 +62,8 @@ type Options struct {
 	NoVRRP bool
 	// PinRoot is the bpffs folder for pins; loader.DefaultPinRoot if empty.
 	PinRoot string
+	// L7Stats, when set, puts the L7 tier on the stats page.
+	L7Stats stats.L7Source
 }
 
 func (o *Options) defaults() {
@@ -125,6 +128,7 @@ type vipState struct {
 type realState struct {
 	weight  uint32
 	drained bool
+	maint   bool
 	check   config.Check
 	// the health verdict's history, for ctl and the stats page
 	since time.Time
@@ -271,6 +275,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", director.MetricsHandler(a, a.log.With().Str("component", "metrics").Logger()))
 		spawn("metrics", func(ctx context.Context) error { return api.Serve(ctx, ml, mux) })
+	}
+	if err := a.startStats(spawn); err != nil {
+		cancel()
+		wg.Wait()
+		return err
 	}
 	if !a.opts.NoVRRP {
 		if err := a.startVRRP(ctx, spawn); err != nil {

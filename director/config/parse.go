@@ -28,6 +28,7 @@ type rawConfig struct {
 	vipsList      opt[struct{}]
 	vips          []rawVIP
 	vrrps         []rawVRRP
+	stats         *rawStats
 }
 
 type rawInterface struct {
@@ -158,7 +159,7 @@ const minTrackWeight, maxTrackWeight = -254, 254
 
 func parseRoot(w *walker, n *yaml.Node) *rawConfig {
 	f := w.mapping(n, pos{}, "interfaces", "control_socket", "state_file", "metrics",
-		"hash_seed", "sizes", "check_defaults", "vips", "vrrp")
+		"hash_seed", "sizes", "check_defaults", "vips", "vrrp", "stats")
 	if f == nil {
 		return nil
 	}
@@ -203,6 +204,9 @@ func parseRoot(w *walker, n *yaml.Node) *rawConfig {
 			c.vrrps = append(c.vrrps, *v)
 		}
 	})
+	if n, p := f.at("stats"); n != nil {
+		c.stats = parseStats(w, n, p)
+	}
 	return c
 }
 

@@ -44,6 +44,8 @@ type Config struct {
 	VIPs []VIP
 	// VRRP instances in file order.
 	VRRP []VRRPInstance
+	// Stats is the stats page; nil when not configured.
+	Stats *Stats
 }
 
 // Interface is an interface the XDP program is attached to.

@@ -52,6 +52,7 @@ func validate(r *report, raw *rawConfig, file string, links Links) *Config {
 	v.top(file)
 	v.vips()
 	v.vrrps()
+	v.stats(file)
 	return v.cfg
 }
 
