@@ -61,6 +61,7 @@ type RealStatus struct {
 	ID      uint32
 	Weight  uint32 // configured weight
 	Drained bool   // drained by the operator: weight 0 until enabled
+	Maint   bool   // in maintenance by the operator: down until enabled
 	Healthy bool   // the health checks' verdict
 	MAC     net.HardwareAddr
 	State   loader.RealState // what the dataplane does with it now
@@ -119,6 +120,7 @@ type real struct {
 	id      uint32
 	weight  uint32
 	drained bool
+	maint   bool
 	healthy bool
 	mac     net.HardwareAddr
 	state   loader.RealState
@@ -527,6 +529,13 @@ func (b *Balancer) Enable(k loader.VIPKey, addr netip.Addr) error {
 	return b.update(k, addr, func(r *real) error { r.drained = false; return nil })
 }
 
+// SetMaint puts a real in maintenance (on) or takes it out. In maintenance
+// it is down whatever its health: out of the table, its flows re-picked,
+// and never kept by the KeepLast policy.
+func (b *Balancer) SetMaint(k loader.VIPKey, addr netip.Addr, on bool) error {
+	return b.update(k, addr, func(r *real) error { r.maint = on; return nil })
+}
+
 // SetHealth records a health-check verdict. A real going down loses its
 // flows; coming back it rejoins the table.
 func (b *Balancer) SetHealth(k loader.VIPKey, addr netip.Addr, healthy bool) error {
@@ -547,7 +556,7 @@ func (b *Balancer) SetMAC(k loader.VIPKey, addr netip.Addr, mac net.HardwareAddr
 
 // usable: may take new flows.
 func (r *real) usable() bool {
-	return r.healthy && r.mac != nil && !r.drained && r.weight > 0
+	return r.healthy && r.mac != nil && !r.drained && !r.maint && r.weight > 0
 }
 
 // apply computes the table and real states the service should have and
@@ -560,7 +569,7 @@ func (b *Balancer) apply(s *service) error {
 		case r.usable():
 			backends = append(backends, maglev.Backend{ID: r.id, Name: r.addr.String(), Weight: r.weight})
 			want[r] = loader.RealUp
-		case r.healthy && r.mac != nil:
+		case r.healthy && r.mac != nil && !r.maint:
 			want[r] = loader.RealDrain // drained or weight 0: existing flows finish
 		default:
 			want[r] = loader.RealDown
@@ -576,7 +585,7 @@ func (b *Balancer) apply(s *service) error {
 			// reals it names usable.
 			for _, be := range s.installed {
 				for _, r := range s.reals {
-					if r.id == be.ID && r.mac != nil {
+					if r.id == be.ID && r.mac != nil && !r.maint {
 						backends = append(backends, be)
 						want[r] = loader.RealUp
 					}
@@ -689,7 +698,7 @@ func (s *service) status() ServiceStatus {
 	st := ServiceStatus{Spec: s.spec, ID: s.id}
 	for _, r := range s.allReals() {
 		st.Reals = append(st.Reals, RealStatus{
-			Addr: r.addr, ID: r.id, Weight: r.weight, Drained: r.drained, Healthy: r.healthy,
+			Addr: r.addr, ID: r.id, Weight: r.weight, Drained: r.drained, Maint: r.maint, Healthy: r.healthy,
 			MAC: slices.Clone(r.mac), State: r.state, Sorry: r == s.sorry,
 		})
 	}

@@ -476,3 +476,45 @@ func TestBalancerNoOpWritesNoTable(t *testing.T) {
 		t.Fatalf("a real weight change wrote the table %d times, want 1", n)
 	}
 }
+
+func TestBalancerMaint(t *testing.T) {
+	b, dp := newTestBalancer(t, KeepLast)
+
+	// Maintenance: out of the table and down, flows cut, whatever the
+	// health and even when drained before.
+	if err := b.Drain(vip, rs1); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetMaint(vip, rs1, true); err != nil {
+		t.Fatal(err)
+	}
+	if r := realStatus(t, b, rs1); r.State != loader.RealDown || !r.Maint || !r.Healthy || dp.Share(vip)[rs1] != 0 {
+		t.Fatalf("real in maintenance: %+v, share %v", r, dp.Share(vip))
+	}
+	// Under KeepLast, the reals in maintenance are not kept when every
+	// other real is down: the operator asked for no traffic at all.
+	if err := b.SetMaint(vip, rs2, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetMaint(vip, rs3, true); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []netip.Addr{rs1, rs2, rs3} {
+		if st := realStatus(t, b, a).State; st != loader.RealDown {
+			t.Fatalf("every real in maintenance, %v is %v; shares %v", a, st, dp.Share(vip))
+		}
+	}
+	// Out of maintenance, a drained real goes back to draining, the
+	// others rejoin the table.
+	for _, a := range []netip.Addr{rs1, rs2, rs3} {
+		if err := b.SetMaint(vip, a, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := realStatus(t, b, rs1).State; st != loader.RealDrain {
+		t.Fatalf("drained real out of maintenance: %v", st)
+	}
+	if sh := dp.Share(vip); sh[rs1] != 0 || sh[rs2]+sh[rs3] != 251 {
+		t.Fatalf("shares after maintenance: %v", sh)
+	}
+}

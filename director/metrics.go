@@ -41,7 +41,7 @@ func NewCollector(ops api.Ops, log zerolog.Logger) *Collector {
 		realPackets:  d("real", "packets_total", "Packets forwarded to the real.", "vip", "real"),
 		realBytes:    d("real", "bytes_total", "Bytes forwarded to the real.", "vip", "real"),
 		realFlows:    d("real", "new_flows_total", "New flows sent to the real.", "vip", "real"),
-		realState:    d("real", "state", "1 for the real's current state (up, drain, down).", "vip", "real", "state"),
+		realState:    d("real", "state", "1 for the real's current state (up, drain, down, maint).", "vip", "real", "state"),
 		realWeight:   d("real", "weight", "The real's configured weight.", "vip", "real"),
 		checkDur:     d("real", "check_duration_seconds", "Duration of the real's last health check.", "vip", "real"),
 		packets:      d("xdp", "packets_total", "Packets by verdict and reason.", "reason"),

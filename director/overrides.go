@@ -23,6 +23,7 @@ type VIPOverrides struct {
 	Added   map[string]uint32 `json:"added,omitempty"`   // address -> weight, reals the config does not name
 	Removed []string          `json:"removed,omitempty"` // config reals taken out
 	Drained []string          `json:"drained,omitempty"`
+	Maint   []string          `json:"maint,omitempty"`   // in maintenance
 	Weights map[string]uint32 `json:"weights,omitempty"` // address -> weight, over the config's
 }
 
@@ -46,6 +47,7 @@ func (o Overrides) Clone() Overrides {
 		cv.Added = maps.Clone(v.Added)
 		cv.Removed = slices.Clone(v.Removed)
 		cv.Drained = slices.Clone(v.Drained)
+		cv.Maint = slices.Clone(v.Maint)
 		cv.Weights = maps.Clone(v.Weights)
 	}
 	return c
@@ -72,6 +74,7 @@ func (o *Overrides) Remove(vip, addr string, inConfig bool) {
 	delete(v.Added, addr)
 	delete(v.Weights, addr)
 	v.Drained = slices.DeleteFunc(v.Drained, func(s string) bool { return s == addr })
+	v.Maint = slices.DeleteFunc(v.Maint, func(s string) bool { return s == addr })
 	if inConfig && !slices.Contains(v.Removed, addr) {
 		v.Removed = append(v.Removed, addr)
 	}
@@ -84,6 +87,16 @@ func (o *Overrides) SetDrained(vip, addr string, drained bool) {
 	v.Drained = slices.DeleteFunc(v.Drained, func(s string) bool { return s == addr })
 	if drained {
 		v.Drained = append(v.Drained, addr)
+	}
+	o.tidy(vip)
+}
+
+// SetMaint records putting a real in maintenance (true) or taking it out.
+func (o *Overrides) SetMaint(vip, addr string, on bool) {
+	v := o.vip(vip)
+	v.Maint = slices.DeleteFunc(v.Maint, func(s string) bool { return s == addr })
+	if on {
+		v.Maint = append(v.Maint, addr)
 	}
 	o.tidy(vip)
 }
@@ -106,7 +119,7 @@ func (o *Overrides) SetWeight(vip, addr string, weight uint32, inConfig bool) {
 
 func (o *Overrides) tidy(vip string) {
 	v := o.VIPs[vip]
-	if v != nil && len(v.Added) == 0 && len(v.Removed) == 0 && len(v.Drained) == 0 && len(v.Weights) == 0 {
+	if v != nil && len(v.Added) == 0 && len(v.Removed) == 0 && len(v.Drained) == 0 && len(v.Maint) == 0 && len(v.Weights) == 0 {
 		delete(o.VIPs, vip)
 	}
 }

@@ -12,6 +12,7 @@ func TestOverridesRoundTripAndTidy(t *testing.T) {
 	o.Add("web", "10.0.0.14", 3, false)
 	o.Remove("web", "10.0.0.12", true)
 	o.SetDrained("web", "10.0.0.11", true)
+	o.SetMaint("web", "10.0.0.11", true)
 	o.SetWeight("web", "10.0.0.13", 5, true)
 	o.SetWeight("web", "10.0.0.14", 4, false)
 
@@ -27,6 +28,7 @@ func TestOverridesRoundTripAndTidy(t *testing.T) {
 		Added:   map[string]uint32{"10.0.0.14": 4},
 		Removed: []string{"10.0.0.12"},
 		Drained: []string{"10.0.0.11"},
+		Maint:   []string{"10.0.0.11"},
 		Weights: map[string]uint32{"10.0.0.13": 5},
 	}
 	if !reflect.DeepEqual(got.VIPs["web"], want) {
@@ -37,6 +39,7 @@ func TestOverridesRoundTripAndTidy(t *testing.T) {
 	got.Remove("web", "10.0.0.14", false)
 	got.Add("web", "10.0.0.12", 1, true)
 	got.SetDrained("web", "10.0.0.11", false)
+	got.SetMaint("web", "10.0.0.11", false)
 	got.Remove("web", "10.0.0.13", false)
 	if _, ok := got.VIPs["web"]; ok && len(got.VIPs["web"].Weights) != 1 {
 		t.Fatalf("left %+v", got.VIPs["web"])

@@ -2,12 +2,16 @@ package vmtests
 
 import (
 	"context"
+	"encoding/csv"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -75,11 +79,13 @@ func startProxy(ctx context.Context, t *testing.T, h *topo.Host) *topo.Process {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := filepath.Join(t.TempDir(), "proxy.yaml")
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "proxy.yaml")
 	src, err := os.ReadFile(filepath.Join("..", "configs", "proxy.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	src = append(src, fmt.Sprintf("\ncontrol_socket: %s\n", filepath.Join(dir, "director.sock"))...)
 	if err := os.WriteFile(cfg, src, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -149,6 +155,45 @@ func TestTwoTier(t *testing.T) {
 		}
 		t.Logf("%d sessions of 100 requests (a new connection each), stuck to %v; proxies' new flows %d and %d",
 			len(sessions), stuck, reals[0].NewFlows, reals[1].NewFlows)
+
+		// Each proxy's stats page, as HAProxy tooling reads it.
+		total := 0
+		for _, name := range []string{"px1", "px2"} {
+			px := top.Host(name)
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s:8404/stats;csv", px.Addr4()), nil)
+			req.SetBasicAuth("admin", "director")
+			resp, err := px.HTTPClient(px.Addr4()).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			rows, err := csv.NewReader(strings.NewReader(strings.TrimPrefix(string(body), "# "))).ReadAll()
+			if err != nil || resp.StatusCode != 200 {
+				t.Fatalf("%s stats;csv: %d %v\n%s", name, resp.StatusCode, err, body)
+			}
+			col := map[string]int{}
+			for i, c := range rows[0] {
+				col[c] = i
+			}
+			seen := map[string]bool{}
+			for _, r := range rows[1:] {
+				seen[r[col["pxname"]]+"/"+r[col["svname"]]] = true
+				if r[col["pxname"]] == "www" && r[col["svname"]] == "FRONTEND" {
+					n, _ := strconv.Atoi(r[col["req_tot"]])
+					total += n
+				}
+			}
+			for _, want := range []string{"www/FRONTEND", "web/web1", "web/web2", "web/web3", "web/BACKEND"} {
+				if !seen[want] {
+					t.Errorf("%s stats;csv has no %s row: %v", name, want, seen)
+				}
+			}
+		}
+		if total < 400 {
+			t.Errorf("the proxies' frontends counted %d requests, want >= 400", total)
+		}
+		t.Logf("the proxies' stats pages count %d requests on their frontends", total)
 	})
 
 	t.Run("a proxy killed", func(t *testing.T) {

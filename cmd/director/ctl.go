@@ -107,7 +107,15 @@ func ctlCommand() *cli.Command {
 						}),
 					},
 					{
-						Name: "enable", Usage: "undo drain", ArgsUsage: "VIP ADDR",
+						Name: "maint", Usage: "maintenance: no traffic at all, existing flows cut (--off: out of it, a drain stays)",
+						ArgsUsage: "VIP ADDR",
+						Flags:     []cli.Flag{&cli.BoolFlag{Name: "off", Usage: "take the real out of maintenance"}},
+						Action: realAction(client, func(c *cli.Context, cl *api.Client, vip string, a netip.Addr) error {
+							return cl.MaintReal(c.Context, vip, a, !c.Bool("off"))
+						}),
+					},
+					{
+						Name: "enable", Aliases: []string{"ready"}, Usage: "undo drain and maint", ArgsUsage: "VIP ADDR",
 						Action: realAction(client, func(c *cli.Context, cl *api.Client, vip string, a netip.Addr) error {
 							return cl.EnableReal(c.Context, vip, a)
 						}),

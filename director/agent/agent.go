@@ -19,6 +19,7 @@ import (
 	"github.com/directorlb/director/director/config"
 	"github.com/directorlb/director/director/health"
 	"github.com/directorlb/director/director/neigh"
+	"github.com/directorlb/director/director/stats"
 	"github.com/directorlb/director/l7/tier"
 	"github.com/directorlb/director/loader"
 	"github.com/directorlb/director/vrrp"
@@ -62,6 +63,8 @@ type Options struct {
 	NoVRRP bool
 	// PinRoot is the bpffs folder for pins; loader.DefaultPinRoot if empty.
 	PinRoot string
+	// L7Stats, when set, puts the L7 tier on the stats page.
+	L7Stats stats.L7Source
 }
 
 func (o *Options) defaults() {
@@ -128,6 +131,7 @@ type vipState struct {
 type realState struct {
 	weight  uint32
 	drained bool
+	maint   bool
 	check   config.Check
 	// the health verdict's history, for ctl and the stats page
 	since time.Time
@@ -293,6 +297,11 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.l7.Close()
 			a.l7 = nil
 		}()
+	}
+	if err := a.startStats(spawn); err != nil {
+		cancel()
+		wg.Wait()
+		return err
 	}
 	if !a.opts.NoVRRP {
 		if err := a.startVRRP(ctx, spawn); err != nil {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -317,5 +319,116 @@ func TestStartRefusesBadConfig(t *testing.T) {
 	}
 	if vips, _ := h.dp.VIPs(); len(vips) != 0 {
 		t.Fatalf("a refused config touched the dataplane: %v", vips)
+	}
+}
+
+func TestCtlMaint(t *testing.T) {
+	h := newHarness(t)
+	h.start()
+	ctx := context.Background()
+	rs11 := netip.MustParseAddr("10.99.0.11")
+	k := loader.VIPKey{Addr: netip.MustParseAddr("10.99.0.100"), Port: 80, Proto: loader.TCP}
+	idOf := func() uint32 {
+		rs, _ := h.dp.Reals()
+		for id, r := range rs {
+			if r.Addr == rs11 {
+				return id
+			}
+		}
+		t.Fatal("10.99.0.11 not in the dataplane")
+		return 0
+	}
+
+	// Maintenance: no traffic at all, existing flows cut: down in the
+	// dataplane, "maint" for ctl, with the operator as the cause.
+	if err := h.client.MaintReal(ctx, "web", rs11, true); err != nil {
+		t.Fatal(err)
+	}
+	r := h.reals("web")["10.99.0.11"]
+	if r.State != "maint" || !r.Maint || r.Cause != "maint (operator)" {
+		t.Fatalf("real in maintenance: %+v", r)
+	}
+	if dr, _ := h.dp.Real(idOf()); dr.State != loader.RealDown || h.dp.Share(k)[rs11] != 0 {
+		t.Fatalf("dataplane: %+v, share %v", dr, h.dp.Share(k))
+	}
+	st, err := h.client.Status(ctx)
+	if err != nil || st.RealsUp != 2 {
+		t.Fatalf("status: %+v %v", st, err)
+	}
+
+	// Kept across a restart, in the state file.
+	h.stop()
+	h.start()
+	if r := h.reals("web")["10.99.0.11"]; r.State != "maint" {
+		t.Fatalf("after restart: %+v", r)
+	}
+
+	// Drain under maintenance stays down; maint off leaves it draining;
+	// enable clears both.
+	if err := h.client.DrainReal(ctx, "web", rs11); err != nil {
+		t.Fatal(err)
+	}
+	if r := h.reals("web")["10.99.0.11"]; r.State != "maint" || !r.Drained {
+		t.Fatalf("drained in maintenance: %+v", r)
+	}
+	if err := h.client.MaintReal(ctx, "web", rs11, false); err != nil {
+		t.Fatal(err)
+	}
+	if r := h.reals("web")["10.99.0.11"]; r.State != "drain" || r.Maint {
+		t.Fatalf("out of maintenance, drained: %+v", r)
+	}
+	if err := h.client.MaintReal(ctx, "web", rs11, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.client.EnableReal(ctx, "web", rs11); err != nil {
+		t.Fatal(err)
+	}
+	if r := h.reals("web")["10.99.0.11"]; r.State != "up" || r.Maint || r.Drained || r.Cause != "ready (operator)" {
+		t.Fatalf("enabled: %+v", r)
+	}
+	if h.dp.Share(k)[rs11] == 0 {
+		t.Fatalf("enabled real not in the table: %v", h.dp.Share(k))
+	}
+	if b, _ := os.ReadFile(h.cfg + ".state"); strings.Contains(string(b), "10.99.0.11") {
+		t.Fatalf("state file still names the real: %s", b)
+	}
+	if err := h.client.MaintReal(ctx, "web", netip.MustParseAddr("10.99.0.99"), true); !errors.Is(err, api.ErrNotFound) {
+		t.Fatalf("maint of an unknown real: %v", err)
+	}
+}
+
+func TestStatsPageServed(t *testing.T) {
+	h := newHarness(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	h.writeConfig(fmt.Sprintf(baseConfig, h.socket) + fmt.Sprintf(`
+stats:
+  address: %s
+  users: [{name: admin, password: pw, admin: true}]
+`, addr))
+	h.start()
+	get := func(path string, auth bool) (int, string) {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+path, nil)
+		if auth {
+			req.SetBasicAuth("admin", "pw")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := get("/stats", false); code != http.StatusUnauthorized {
+		t.Fatalf("without credentials: %d", code)
+	}
+	code, body := get("/stats;csv", true)
+	if code != 200 || !strings.Contains(body, "\nweb,10.99.0.11,") || !strings.Contains(body, "\nweb,BACKEND,") {
+		t.Fatalf("csv: %d %s", code, body)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
+	"time"
 
 	"github.com/directorlb/director/director"
 	"github.com/directorlb/director/director/api"
@@ -156,7 +157,10 @@ func (a *Agent) Reals(ctx context.Context, vip string) ([]api.Real, error) {
 	out := make([]api.Real, 0, len(s.Reals))
 	for _, r := range s.Reals {
 		ar := api.Real{VIP: name, Address: r.Addr.String(), State: r.State.String(), Weight: r.Weight,
-			Drained: r.Drained, Healthy: r.Healthy, Sorry: r.Sorry}
+			Drained: r.Drained, Maint: r.Maint, Healthy: r.Healthy, Sorry: r.Sorry}
+		if r.Maint {
+			ar.State = "maint"
+		}
 		if r.MAC != nil {
 			ar.MAC = r.MAC.String()
 		}
@@ -202,6 +206,10 @@ func (a *Agent) change(vip string, addr netip.Addr, mustExist bool, edit func(o 
 		return fmt.Errorf("%w: VIP %s has no real %v", api.ErrNotFound, name, addr)
 	}
 	_, inConfig := vs.cfg.Real(addr)
+	var was realState
+	if rs := vs.reals[addr]; rs != nil {
+		was = *rs
+	}
 	next := a.over.Clone()
 	if err := edit(&next, name, vs, inConfig); err != nil {
 		return err
@@ -213,7 +221,22 @@ func (a *Agent) change(vip string, addr netip.Addr, mustExist bool, edit func(o 
 		return errors.Join(err, a.apply(a.desired(a.cfg, a.over)))
 	}
 	a.over = next
+	if rs := vs.reals[addr]; rs != nil && (rs.drained != was.drained || rs.maint != was.maint) {
+		rs.since, rs.cause = time.Now(), operatorCause(rs)
+	}
 	return nil
+}
+
+// operatorCause is the cause shown for a real the operator drained, put in
+// maintenance or made ready.
+func operatorCause(rs *realState) string {
+	switch {
+	case rs.maint:
+		return "maint (operator)"
+	case rs.drained:
+		return "drain (operator)"
+	}
+	return "ready (operator)"
 }
 
 func mapErr(err error) error {
@@ -286,10 +309,19 @@ func (a *Agent) DrainReal(ctx context.Context, vip string, addr netip.Addr) erro
 	})
 }
 
-// EnableReal implements api.Ops.
+// EnableReal implements api.Ops: it undoes drain and maintenance.
 func (a *Agent) EnableReal(ctx context.Context, vip string, addr netip.Addr) error {
 	return a.change(vip, addr, true, func(o *director.Overrides, name string, _ *vipState, _ bool) error {
 		o.SetDrained(name, addr.String(), false)
+		o.SetMaint(name, addr.String(), false)
+		return nil
+	})
+}
+
+// MaintReal implements api.Ops.
+func (a *Agent) MaintReal(ctx context.Context, vip string, addr netip.Addr, on bool) error {
+	return a.change(vip, addr, true, func(o *director.Overrides, name string, _ *vipState, _ bool) error {
+		o.SetMaint(name, addr.String(), on)
 		return nil
 	})
 }

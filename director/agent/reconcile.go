@@ -31,6 +31,7 @@ func (a *Agent) desired(cfg *config.Config, over director.Overrides) map[string]
 					rs.weight = w
 				}
 				rs.drained = inList(o.Drained, r.Addr)
+				rs.maint = inList(o.Maint, r.Addr)
 			}
 			vs.reals[r.Addr] = rs
 		}
@@ -40,7 +41,8 @@ func (a *Agent) desired(cfg *config.Config, over director.Overrides) map[string]
 				if err != nil || vs.reals[addr] != nil {
 					continue
 				}
-				vs.reals[addr] = &realState{weight: w, check: checkFor(v, addr), drained: inList(o.Drained, addr)}
+				vs.reals[addr] = &realState{weight: w, check: checkFor(v, addr), drained: inList(o.Drained, addr),
+					maint: inList(o.Maint, addr)}
 			}
 		}
 		out[v.Name] = vs
@@ -144,7 +146,15 @@ func (a *Agent) addReal(ifc *iface, name string, vs *vipState, addr netip.Addr, 
 			return fmt.Errorf("VIP %s real %v: %w", name, addr, err)
 		}
 	}
-	rs := &realState{weight: wr.weight, drained: wr.drained, check: wr.check}
+	if wr.maint {
+		if err := ifc.bal.SetMaint(key, addr, true); err != nil {
+			return fmt.Errorf("VIP %s real %v: %w", name, addr, err)
+		}
+	}
+	rs := &realState{weight: wr.weight, drained: wr.drained, maint: wr.maint, check: wr.check}
+	if rs.drained || rs.maint {
+		rs.since, rs.cause = time.Now(), operatorCause(rs)
+	}
 	vs.reals[addr] = rs
 	ifc.res.Add(addr)
 	return a.watch(name, addr, rs, !healthy)
@@ -182,6 +192,12 @@ func (a *Agent) updateReal(ifc *iface, name string, vs *vipState, addr netip.Add
 			return err
 		}
 		cr.drained = wr.drained
+	}
+	if cr.maint != wr.maint {
+		if err := ifc.bal.SetMaint(key, addr, wr.maint); err != nil {
+			return err
+		}
+		cr.maint = wr.maint
 	}
 	if !cr.check.Equal(wr.check) {
 		cr.check = wr.check

@@ -128,6 +128,15 @@ func (c *Client) DrainReal(ctx context.Context, vip string, addr netip.Addr) err
 	return c.do(ctx, http.MethodPost, realPath(vip, addr)+"/drain", nil, nil)
 }
 
+// MaintReal implements Ops.
+func (c *Client) MaintReal(ctx context.Context, vip string, addr netip.Addr, on bool) error {
+	method := http.MethodPost
+	if !on {
+		method = http.MethodDelete
+	}
+	return c.do(ctx, method, realPath(vip, addr)+"/maint", nil, nil)
+}
+
 // EnableReal implements Ops.
 func (c *Client) EnableReal(ctx context.Context, vip string, addr netip.Addr) error {
 	return c.do(ctx, http.MethodPost, realPath(vip, addr)+"/enable", nil, nil)

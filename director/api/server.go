@@ -27,6 +27,12 @@ func Handler(ops Ops, log zerolog.Logger) http.Handler {
 	mux.HandleFunc("DELETE /v1/vips/{vip}/reals/{real}", s.realOp("remove", ops.RemoveReal))
 	mux.HandleFunc("POST /v1/vips/{vip}/reals/{real}/drain", s.realOp("drain", ops.DrainReal))
 	mux.HandleFunc("POST /v1/vips/{vip}/reals/{real}/enable", s.realOp("enable", ops.EnableReal))
+	mux.HandleFunc("POST /v1/vips/{vip}/reals/{real}/maint", s.realOp("maint", func(ctx context.Context, vip string, a netip.Addr) error {
+		return ops.MaintReal(ctx, vip, a, true)
+	}))
+	mux.HandleFunc("DELETE /v1/vips/{vip}/reals/{real}/maint", s.realOp("maint off", func(ctx context.Context, vip string, a netip.Addr) error {
+		return ops.MaintReal(ctx, vip, a, false)
+	}))
 	mux.HandleFunc("PUT /v1/vips/{vip}/reals/{real}/weight", s.setWeight)
 	mux.HandleFunc("POST /v1/reload", s.reload)
 	return mux

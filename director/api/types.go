@@ -93,10 +93,12 @@ type Real struct {
 	VIP     string `json:"vip"`
 	Address string `json:"address"`
 	// State is what the dataplane does with it: up (new and existing
-	// flows), drain (existing flows only), down (none).
+	// flows), drain (existing flows only), down (none), maint (none: put
+	// in maintenance by the operator).
 	State   string `json:"state"`
 	Weight  uint32 `json:"weight"`
 	Drained bool   `json:"drained"`
+	Maint   bool   `json:"maint"`
 	Healthy bool   `json:"healthy"`
 	MAC     string `json:"mac,omitempty"`
 	Sorry   bool   `json:"sorry_server,omitempty"`
@@ -141,6 +143,11 @@ type Ops interface {
 	AddReal(ctx context.Context, vip string, addr netip.Addr, weight *uint32) error
 	RemoveReal(ctx context.Context, vip string, addr netip.Addr) error
 	DrainReal(ctx context.Context, vip string, addr netip.Addr) error
+	// MaintReal puts a real in maintenance (on) or takes it out: in
+	// maintenance it gets no traffic at all, its existing flows are cut
+	// (HAProxy's "set server state maint").
+	MaintReal(ctx context.Context, vip string, addr netip.Addr, on bool) error
+	// EnableReal undoes DrainReal and MaintReal (HAProxy's "ready").
 	EnableReal(ctx context.Context, vip string, addr netip.Addr) error
 	SetWeight(ctx context.Context, vip string, addr netip.Addr, weight uint32) error
 	Reload(ctx context.Context) error

@@ -52,6 +52,7 @@ func Compare(old, next *Config) Diff {
 		{"metrics", old.Metrics == next.Metrics},
 		{"hash_seed", old.HashSeed == next.HashSeed},
 		{"sizes", old.Sizes == next.Sizes},
+		{"stats", reflect.DeepEqual(old.Stats, next.Stats)},
 	}
 	for _, r := range restart {
 		if !r.same {

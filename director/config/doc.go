@@ -69,6 +69,16 @@
 //	    track_agent: { weight: -60 }   # the agent's own health
 //	    notify: [/usr/local/bin/notify]
 //	    notify_timeout: 10s
+//	stats:                      # the stats page; absent: none
+//	  address: 127.0.0.1:8404   # required
+//	  uri: /stats               # a path; URI;csv and URI;json for scripts
+//	  refresh: 10s              # 0: the page does not reload itself
+//	  realm: director stats     # basic-auth realm
+//	  hide_version: false
+//	  show_node: false
+//	  users:                    # required, at least one, unique names
+//	    - { name: admin, password: secret, admin: true }
+//	  tls: { cert: stats.crt, key: stats.key }   # both; relative: beside the file
 //
 // Track weights are keepalived's: a failing track lowers the priority by
 // -weight; 0 puts the instance in FAULT.

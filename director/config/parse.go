@@ -29,6 +29,7 @@ type rawConfig struct {
 	vips          []rawVIP
 	vrrps         []rawVRRP
 	l7            *rawL7
+	stats         *rawStats
 }
 
 type rawInterface struct {
@@ -159,7 +160,7 @@ const minTrackWeight, maxTrackWeight = -254, 254
 
 func parseRoot(w *walker, n *yaml.Node) *rawConfig {
 	f := w.mapping(n, pos{}, "interfaces", "control_socket", "state_file", "metrics",
-		"hash_seed", "sizes", "check_defaults", "vips", "vrrp", "l7")
+		"hash_seed", "sizes", "check_defaults", "vips", "vrrp", "l7", "stats")
 	if f == nil {
 		return nil
 	}
@@ -206,6 +207,9 @@ func parseRoot(w *walker, n *yaml.Node) *rawConfig {
 	})
 	if n, p := f.at("l7"); n != nil {
 		c.l7 = parseL7(w, n, p)
+	}
+	if n, p := f.at("stats"); n != nil {
+		c.stats = parseStats(w, n, p)
 	}
 	return c
 }

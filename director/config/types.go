@@ -46,6 +46,8 @@ type Config struct {
 	VRRP []VRRPInstance
 	// L7 is the HTTP tier, nil if the file has no l7 section.
 	L7 *L7
+	// Stats is the stats page; nil when not configured.
+	Stats *Stats
 }
 
 // Interface is an interface the XDP program is attached to.

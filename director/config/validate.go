@@ -59,6 +59,7 @@ func validate(r *report, raw *rawConfig, file string, links Links, k kind) *Conf
 	// A VIP of mode local goes to this host's stack: to the l7 section's
 	// frontend that binds it, or to another local server (an nginx).
 	v.cfg.L7 = v.l7(raw.l7)
+	v.stats(file)
 	return v.cfg
 }
 

@@ -1,0 +1,97 @@
+package stats
+
+import (
+	"context"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+const chromium = "/usr/bin/chromium"
+
+// TestBigPageInBrowser renders 50 VIPs of 20 reals, with five minutes of
+// traffic history, in Chromium and saves screenshots to judge how the page
+// reads: stats-page-50x20{,-top,-vip}.png in $DIRECTOR_ARTIFACTS, or in
+// testdata/out/.
+func TestBigPageInBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a browser")
+	}
+	if _, err := os.Stat(chromium); err != nil {
+		t.Skipf("no %s (apt-get install chromium)", chromium)
+	}
+	ops := bigOps()
+	now := t0.Add(-5 * time.Minute)
+	sm := NewSampler(ops, SamplerConfig{Interval: 5 * time.Second, Keep: 5 * time.Minute, Now: func() time.Time { return now }})
+	sampleBig(t, ops, sm, &now, 61)
+	ops.status.VRRP[0].State = "MASTER"
+	h, err := NewHandler(Config{Refresh: 10 * time.Second, ShowNode: true, Now: func() time.Time { return now }},
+		Sources{Ops: ops, Sampler: sm, L7: fakeL7{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromium),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1500, 1000),
+		chromedp.CombinedOutput(os.Stderr),
+	)
+	defer cancelA()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancelT := context.WithTimeout(ctx, time.Minute)
+	defer cancelT()
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/stats"), chromedp.WaitVisible(chromedp.ID("summary"))); err != nil {
+		t.Fatal(err)
+	}
+	n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("tr.real").length`))
+	if err != nil || n != 1000 {
+		t.Fatalf("%d real rows in the browser (%v)", n, err)
+	}
+	dir := os.Getenv("DIRECTOR_ARTIFACTS")
+	if dir == "" {
+		dir = filepath.Join("testdata", "out")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// The top of the page as a screen shows it, and the whole page.
+	top, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// And one VIP's table, scrolled to.
+	if err := chromedp.Do(ctx, chromedp.ScrollIntoView(chromedp.ID("vip-svc-03"))); err != nil {
+		t.Fatal(err)
+	}
+	vip, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, png := range map[string][]byte{"stats-page-50x20-top.png": top, "stats-page-50x20.png": full,
+		"stats-page-50x20-vip.png": vip} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("screenshot: %s", p)
+	}
+}
