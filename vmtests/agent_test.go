@@ -217,6 +217,27 @@ func TestAgentSingleDirector(t *testing.T) {
 		within(t, spread(ctx, t, []*topo.Host{cl}, 600, url), 600, "rs1", "rs2", "rs3")
 	})
 
+	t.Run("IPv6 reals pass their checks", func(t *testing.T) {
+		// The director's IPv6 VIP is deprecated on its interface (as VRRP
+		// adds it), so checks leave from its own address: from the VIP,
+		// which the reals hold on lo, no answer would come back.
+		err := topo.WaitFor(ctx, 15*time.Second, "web6's reals checked ok", func() (bool, error) {
+			reals, err := a.ctl.Reals(ctx, "web6")
+			if err != nil || len(reals) != 3 {
+				return false, err
+			}
+			for _, r := range reals {
+				if r.State != "up" || !strings.HasPrefix(r.LastCheck, "ok") {
+					return false, fmt.Errorf("%s: %s, last check %q", r.Address, r.State, r.LastCheck)
+				}
+			}
+			return true, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("a failing web server leaves within the fall window", func(t *testing.T) {
 		l := startLoad(ctx, cl, url, 4)
 		l.waitRequests(t, 200)

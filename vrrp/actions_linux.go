@@ -26,6 +26,9 @@ func NewNetActions(cfg Config) *NetActions {
 	return &NetActions{Interface: cfg.Interface, VIPs: cfg.VIPs}
 }
 
+// infiniteLifetime is the kernel's INFINITY_LIFE_TIME.
+const infiniteLifetime = int(^uint32(0))
+
 func (a *NetActions) addr(p netip.Prefix) *netlink.Addr {
 	ad := &netlink.Addr{IPNet: &net.IPNet{
 		IP:   p.Addr().AsSlice(),
@@ -33,6 +36,14 @@ func (a *NetActions) addr(p netip.Prefix) *netlink.Addr {
 	}}
 	if p.Addr().Is6() {
 		ad.Flags = unix.IFA_F_NODAD // usable at once, as keepalived does
+		// Deprecated (preferred lifetime 0, valid forever): the VIP still
+		// receives, but is never picked as the source of the node's own
+		// connections. Otherwise RFC 6724's longest-match rule, which Linux
+		// caps at each address's prefix length, prefers a /128 VIP over the
+		// node's /64 address, and a health check to a real server would
+		// leave from the VIP, which the real holds on lo: its answer never
+		// comes back.
+		ad.PreferedLft, ad.ValidLft = 0, infiniteLifetime
 	}
 	return ad
 }

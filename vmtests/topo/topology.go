@@ -177,10 +177,20 @@ func linkUp(name string) error {
 	return netlink.LinkSetUp(l)
 }
 
-func addAddr(link netlink.Link, a netip.Prefix) error {
+func addAddr(link netlink.Link, a netip.Prefix) error { return addAddrLft(link, a, false) }
+
+// addVIP adds a director's VIP as the VRRP master does: an IPv6 one
+// deprecated, so that it is never the source of the director's own
+// connections (health checks to reals that hold the VIP on lo).
+func addVIP(link netlink.Link, a netip.Prefix) error { return addAddrLft(link, a, true) }
+
+func addAddrLft(link netlink.Link, a netip.Prefix, deprecated bool) error {
 	addr := &netlink.Addr{IPNet: &net.IPNet{IP: a.Addr().AsSlice(), Mask: net.CIDRMask(a.Bits(), a.Addr().BitLen())}}
 	if a.Addr().Is6() {
 		addr.Flags = unix.IFA_F_NODAD
+		if deprecated {
+			addr.PreferedLft, addr.ValidLft = 0, int(^uint32(0))
+		}
 	}
 	if err := netlink.AddrAdd(link, addr); err != nil {
 		return fmt.Errorf("add %s to %s: %w", a, link.Attrs().Name, err)
@@ -280,7 +290,7 @@ func (t *Topology) addHost(hp hostPlan, brIndex int) error {
 			}
 		case h.Role == RoleDirector && !hp.NoVIP:
 			for _, v := range t.spec.VIPs {
-				if err := addAddr(link, netip.PrefixFrom(v, v.BitLen())); err != nil {
+				if err := addVIP(link, netip.PrefixFrom(v, v.BitLen())); err != nil {
 					return err
 				}
 			}
