@@ -120,7 +120,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			counter(c.realPackets, r.Packets, v.Name, r.Address)
 			counter(c.realBytes, r.Bytes, v.Name, r.Address)
 			counter(c.realFlows, r.NewFlows, v.Name, r.Address)
-			for _, s := range []string{"up", "drain", "down"} {
+			for _, s := range []string{"up", "drain", "down", "maint"} {
 				gauge(c.realState, b2f(r.State == s), v.Name, r.Address, s)
 			}
 			gauge(c.realWeight, float64(r.Weight), v.Name, r.Address)

@@ -43,13 +43,15 @@ func TestCollector(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(NewCollector(ops, zerolog.Nop()))
 	want := `
-# HELP director_real_state 1 for the real's current state (up, drain, down).
+# HELP director_real_state 1 for the real's current state (up, drain, down, maint).
 # TYPE director_real_state gauge
 director_real_state{real="10.0.0.50",state="down",vip="web"} 0
 director_real_state{real="10.0.0.50",state="drain",vip="web"} 1
+director_real_state{real="10.0.0.50",state="maint",vip="web"} 0
 director_real_state{real="10.0.0.50",state="up",vip="web"} 0
 director_real_state{real="10.0.0.51",state="down",vip="web"} 0
 director_real_state{real="10.0.0.51",state="drain",vip="web"} 0
+director_real_state{real="10.0.0.51",state="maint",vip="web"} 0
 director_real_state{real="10.0.0.51",state="up",vip="web"} 1
 # HELP director_real_check_duration_seconds Duration of the real's last health check.
 # TYPE director_real_check_duration_seconds gauge
