@@ -86,24 +86,8 @@ func startLoggedProxy(t *testing.T, cfg BackendConfig) (*Backend, *Frontend, str
 	}
 	lb := &lineBuffer{}
 	access := zerolog.New(lb)
-	fe, err := NewFrontend(FrontendConfig{Name: "fe", Backend: be, Logger: zerolog.Nop(), AccessLog: &access})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = fe.Serve(ln); close(done) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = fe.Shutdown(ctx)
-		<-done
-		be.Close()
-	})
-	return be, fe, "http://" + ln.Addr().String(), lb
+	fe, addr := serveFrontend(t, FrontendConfig{Name: "fe", Backend: be, Logger: zerolog.Nop(), AccessLog: &access})
+	return be, fe, "http://" + addr, lb
 }
 
 // checkTimers checks what holds of any line: the timers that did not
@@ -394,7 +378,7 @@ func TestAccessLogAllocs(t *testing.T) {
 			done := make(chan struct{})
 			go func() { _ = fe.Serve(ln); close(done) }()
 			defer func() { _ = fe.Shutdown(context.Background()); <-done }()
-			c, err := net.Dial("tcp", ln.Addr().String())
+			c, err := net.Dial("tcp", addr)
 			if err != nil {
 				t.Fatal(err)
 			}

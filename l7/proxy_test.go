@@ -95,24 +95,8 @@ func startProxy(t *testing.T, cfg BackendConfig) (*Backend, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fe, err := NewFrontend(FrontendConfig{Name: "fe", Backend: be, Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = fe.Serve(ln); close(done) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = fe.Shutdown(ctx)
-		<-done
-		be.Close()
-	})
-	return be, "http://" + ln.Addr().String()
+	_, addr := serveFrontend(t, FrontendConfig{Name: "fe", Backend: be, Logger: zerolog.Nop()})
+	return be, "http://" + addr
 }
 
 func servers(ts ...*testServer) []ServerConfig {
@@ -473,4 +457,31 @@ func TestServerTimeout(t *testing.T) {
 	if d := time.Since(start); d < 150*time.Millisecond || d > 3*time.Second {
 		t.Errorf("timed out after %v, want about 200ms", d)
 	}
+}
+
+// serveFrontend runs a frontend made of cfg on a loopback listener until
+// the test ends, then shuts it down and closes cfg.Backend; it returns the
+// frontend and its address.
+func serveFrontend(t *testing.T, cfg FrontendConfig) (*Frontend, string) {
+	t.Helper()
+	fe, err := NewFrontend(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = fe.Serve(ln); close(done) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = fe.Shutdown(ctx)
+		<-done
+		if cfg.Backend != nil {
+			cfg.Backend.Close()
+		}
+	})
+	return fe, ln.Addr().String()
 }

@@ -25,24 +25,8 @@ import (
 // address.
 func startStatsProxy(t *testing.T, be *Backend) (*Frontend, string) {
 	t.Helper()
-	fe, err := NewFrontend(FrontendConfig{Name: "fe", Backend: be, Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = fe.Serve(ln); close(done) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = fe.Shutdown(ctx)
-		<-done
-		be.Close()
-	})
-	return fe, ln.Addr().String()
+	fe, addr := serveFrontend(t, FrontendConfig{Name: "fe", Backend: be, Logger: zerolog.Nop()})
+	return fe, addr
 }
 
 // countingConn counts the bytes a client sends and receives.

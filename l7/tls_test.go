@@ -2,7 +2,6 @@ package l7
 
 import (
 	"bytes"
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -12,7 +11,6 @@ import (
 	"encoding/pem"
 	"io"
 	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -75,24 +73,8 @@ func startFrontend(t *testing.T, cfg FrontendConfig, srvs ...*testServer) (*Fron
 		t.Fatal(err)
 	}
 	cfg.Name, cfg.Backend, cfg.Logger = "fe", be, zerolog.Nop()
-	fe, err := NewFrontend(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = fe.Serve(ln); close(done) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = fe.Shutdown(ctx)
-		<-done
-		be.Close()
-	})
-	return fe, ln.Addr().String()
+	fe, addr := serveFrontend(t, cfg)
+	return fe, addr
 }
 
 // servedCN connects with SNI name (none if "") and returns the common
