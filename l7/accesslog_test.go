@@ -367,18 +367,8 @@ func TestAccessLogAllocs(t *testing.T) {
 				l := zerolog.New(io.Discard).With().Timestamp().Logger()
 				cfg.AccessLog = &l
 			}
-			fe, err := NewFrontend(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan struct{})
-			go func() { _ = fe.Serve(ln); close(done) }()
-			defer func() { _ = fe.Shutdown(context.Background()); <-done }()
-			c, err := net.Dial("tcp", addr)
+			fe, feAddr := serveFrontend(t, cfg)
+			c, err := net.Dial("tcp", feAddr)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -403,6 +393,9 @@ func TestAccessLogAllocs(t *testing.T) {
 			}
 			if n := testing.AllocsPerRun(200, run); n > 0 {
 				t.Errorf("%.2f allocations per request, want 0", n)
+			}
+			if n := fe.Stats().ReqTot; n < 211 { // 10 + AllocsPerRun's warm-up and 200
+				t.Errorf("the frontend counted %d requests: the client did not go through it", n)
 			}
 		})
 	}

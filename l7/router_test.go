@@ -1,12 +1,9 @@
 package l7
 
 import (
-	"context"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
@@ -110,28 +107,14 @@ func TestRouterLoopback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fe, err := NewFrontend(FrontendConfig{Name: "fe", Backend: web, Logger: zerolog.Nop(), Rules: []Rule{
+	_, addr := serveFrontend(t, FrontendConfig{Name: "fe", Backend: web, Logger: zerolog.Nop(), Rules: []Rule{
 		{Name: "favicon", PathSuffix: []string{"/favicon.ico"}, Return: &Return{Status: 404, ContentType: "text/plain", Body: "no icon\n"}},
 		{Name: "api host", Host: []string{"api.example.com"}, Backend: api},
 		{Name: "api path", PathPrefix: []string{"/api/"}, Header: []HeaderMatch{{Name: "X-Tenant", Value: "blue"}}, Backend: api},
 		{Name: "health", PathPrefix: []string{"/healthz"}, Return: &Return{}},
 	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go fe.Serve(ln)
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		fe.Shutdown(ctx)
-		web.Close()
-		api.Close()
-	}()
-	u := "http://" + ln.Addr().String()
+	t.Cleanup(api.Close)
+	u := "http://" + addr
 	cl := &http.Client{}
 	tests := []struct {
 		name, path, host string
@@ -154,20 +137,11 @@ func TestRouterLoopback(t *testing.T) {
 	}
 
 	// Without a default backend, unmatched requests get 503.
-	fe2, err := NewFrontend(FrontendConfig{Name: "fe2", Logger: zerolog.Nop(), Rules: []Rule{{Host: []string{"api.example.com"}, Backend: api}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln2, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go fe2.Serve(ln2)
-	defer fe2.Shutdown(context.Background())
-	if r := getHost(t, cl, "http://"+ln2.Addr().String(), "www.example.com"); r.status != 503 {
+	_, addr2 := serveFrontend(t, FrontendConfig{Name: "fe2", Logger: zerolog.Nop(), Rules: []Rule{{Host: []string{"api.example.com"}, Backend: api}}})
+	if r := getHost(t, cl, "http://"+addr2, "www.example.com"); r.status != 503 {
 		t.Errorf("no rule, no default backend: status %d, want 503", r.status)
 	}
-	if r := getHost(t, cl, "http://"+ln2.Addr().String(), "api.example.com"); r.status != 200 || r.server != "b" {
+	if r := getHost(t, cl, "http://"+addr2, "api.example.com"); r.status != 200 || r.server != "b" {
 		t.Errorf("rule without default backend: %d %q", r.status, r.server)
 	}
 }

@@ -116,17 +116,8 @@ func TestClientIdleTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fe, err := NewFrontend(FrontendConfig{Name: "fe", Backend: be, ClientTimeout: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go fe.Serve(ln)
-	defer fe.Shutdown(t.Context())
-	c, err := net.Dial("tcp", ln.Addr().String())
+	_, addr := serveFrontend(t, FrontendConfig{Name: "fe", Backend: be, ClientTimeout: 200 * time.Millisecond})
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
