@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,8 +29,14 @@ import (
 const (
 	childEnv       = "VRRP_TEST_CHILD"
 	childStatusEnv = "VRRP_TEST_STATUS"
-	nsPrefix       = "vr-"
-	nsSwitch       = nsPrefix + "sw"
+	nsFamily       = "vr-"
+)
+
+// The lab's namespaces are vr-<pid>-<name>: a run never removes those of
+// another test process still running (two checkouts tested at once).
+var (
+	nsPrefix = fmt.Sprintf("%s%d-", nsFamily, os.Getpid())
+	nsSwitch = nsPrefix + "sw"
 )
 
 func TestMain(m *testing.M) {
@@ -98,9 +105,20 @@ func run(t testing.TB, args ...string) {
 func removeStaleNamespaces() {
 	ents, _ := os.ReadDir("/run/netns")
 	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), nsPrefix) {
-			exec.Command("ip", "netns", "del", e.Name()).Run()
+		rest, ok := strings.CutPrefix(e.Name(), nsFamily)
+		if !ok {
+			continue
 		}
+		pid, err := strconv.Atoi(strings.SplitN(rest, "-", 2)[0])
+		if err != nil {
+			continue
+		}
+		if pid != os.Getpid() {
+			if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+				continue // another test process's lab
+			}
+		}
+		exec.Command("ip", "netns", "del", e.Name()).Run()
 	}
 }
 
