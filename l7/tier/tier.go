@@ -47,7 +47,6 @@ type Tier struct {
 // running is a frontend serving its listeners.
 type running struct {
 	fe    *l7.Frontend
-	cfg   config.L7Frontend
 	binds []netip.AddrPort
 }
 
@@ -127,7 +126,7 @@ func (t *Tier) apply(cfg *config.L7) error {
 	keep := map[netip.AddrPort]bool{}
 	t.frontends = map[string]*running{}
 	for _, fc := range cfg.Frontends {
-		r := &running{fe: fronts[fc.Name], cfg: fc, binds: fc.Bind}
+		r := &running{fe: fronts[fc.Name], binds: fc.Bind}
 		t.frontends[fc.Name] = r
 		for _, b := range fc.Bind {
 			keep[b] = true
@@ -147,13 +146,6 @@ func (t *Tier) apply(cfg *config.L7) error {
 			delete(t.listeners, b)
 		}
 	}
-	for _, r := range old {
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-			defer cancel()
-			r.fe.Shutdown(ctx)
-		}()
-	}
 	oldBackends, oldStop, oldDone := t.backends, t.stopMon, t.monDone
 	t.backends, t.cfg, t.mon = all, cfg, mon
 	ctx, cancel := context.WithCancel(context.Background())
@@ -166,8 +158,16 @@ func (t *Tier) apply(cfg *config.L7) error {
 		oldStop()
 		<-oldDone
 	}
+	// The old frontends finish their requests, then their backends' idle
+	// server connections close.
+	t.wg.Add(1)
 	go func() {
-		time.Sleep(shutdownGrace)
+		defer t.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+		defer cancel()
+		for _, r := range old {
+			r.fe.Shutdown(ctx)
+		}
 		for _, b := range oldBackends {
 			b.Close()
 		}
@@ -269,6 +269,7 @@ func (t *Tier) Close() error {
 		b.Close()
 	}
 	t.listeners, t.frontends = map[netip.AddrPort]*handover{}, map[string]*running{}
+	t.wg.Wait() // the Serve loops and the retiring of reloaded frontends
 	return nil
 }
 
