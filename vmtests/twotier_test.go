@@ -101,6 +101,39 @@ func startProxy(ctx context.Context, t *testing.T, h *topo.Host) *topo.Process {
 	return p
 }
 
+// statsCSV reads a stats page's ;csv from h (user admin of the example
+// configs) as HAProxy tooling does: rows by "pxname/svname", each a map of
+// column to value.
+func statsCSV(ctx context.Context, t *testing.T, h *topo.Host, url string) map[string]map[string]string {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth("admin", "director")
+	resp, err := h.HTTPClient(netip.Addr{}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	recs, err := csv.NewReader(strings.NewReader(strings.TrimPrefix(string(body), "# "))).ReadAll()
+	if err != nil || resp.StatusCode != 200 || len(recs) == 0 {
+		t.Fatalf("%s: %d %v\n%s", url, resp.StatusCode, err, body)
+	}
+	rows := map[string]map[string]string{}
+	for _, r := range recs[1:] {
+		row := map[string]string{}
+		for i, c := range recs[0] {
+			if i < len(r) {
+				row[c] = r[i]
+			}
+		}
+		rows[row["pxname"]+"/"+row["svname"]] = row
+	}
+	return rows
+}
+
 func TestTwoTier(t *testing.T) {
 	spec := topo.ProxySpec(1, 2, 2, 3)
 	spec.XDPMode = topo.XDPGeneric
@@ -160,35 +193,14 @@ func TestTwoTier(t *testing.T) {
 		total := 0
 		for _, name := range []string{"px1", "px2"} {
 			px := top.Host(name)
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s:8404/stats;csv", px.Addr4()), nil)
-			req.SetBasicAuth("admin", "director")
-			resp, err := px.HTTPClient(px.Addr4()).Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			rows, err := csv.NewReader(strings.NewReader(strings.TrimPrefix(string(body), "# "))).ReadAll()
-			if err != nil || resp.StatusCode != 200 {
-				t.Fatalf("%s stats;csv: %d %v\n%s", name, resp.StatusCode, err, body)
-			}
-			col := map[string]int{}
-			for i, c := range rows[0] {
-				col[c] = i
-			}
-			seen := map[string]bool{}
-			for _, r := range rows[1:] {
-				seen[r[col["pxname"]]+"/"+r[col["svname"]]] = true
-				if r[col["pxname"]] == "www" && r[col["svname"]] == "FRONTEND" {
-					n, _ := strconv.Atoi(r[col["req_tot"]])
-					total += n
-				}
-			}
+			rows := statsCSV(ctx, t, px, fmt.Sprintf("http://%s:8404/stats;csv", px.Addr4()))
 			for _, want := range []string{"www/FRONTEND", "web/web1", "web/web2", "web/web3", "web/BACKEND"} {
-				if !seen[want] {
-					t.Errorf("%s stats;csv has no %s row: %v", name, want, seen)
+				if rows[want] == nil {
+					t.Errorf("%s stats;csv has no %s row: %v", name, want, rows)
 				}
 			}
+			n, _ := strconv.Atoi(rows["www/FRONTEND"]["req_tot"])
+			total += n
 		}
 		if total < 400 {
 			t.Errorf("the proxies' frontends counted %d requests, want >= 400", total)
@@ -280,6 +292,12 @@ func TestLocalMode(t *testing.T) {
 		t.Errorf("XDP passed no packet of the local VIP to the stack: %v", st.Packets)
 	}
 	t.Logf("mode local: %d sessions of 100 requests stuck to %v; XDP pass_local %d", len(sessions), stuck, st.Packets["pass_local"])
+	// The agent's stats page shows its HTTP tier.
+	d := top.Directors()[0]
+	rows := statsCSV(ctx, t, d, "http://127.0.0.1:8404/stats;csv")
+	if n, _ := strconv.Atoi(rows["www/FRONTEND"]["req_tot"]); n < 400 || rows["web/web1"] == nil || rows["web/BACKEND"] == nil {
+		t.Errorf("the agent's stats;csv: www/FRONTEND %v, web rows %v %v", rows["www/FRONTEND"], rows["web/web1"], rows["web/BACKEND"])
+	}
 	victim := sessions[0].server
 	if err := webs[victim].Kill(); err != nil {
 		t.Fatal(err)

@@ -19,7 +19,6 @@ import (
 	"github.com/directorlb/director/director/config"
 	"github.com/directorlb/director/director/health"
 	"github.com/directorlb/director/director/neigh"
-	"github.com/directorlb/director/director/stats"
 	"github.com/directorlb/director/l7/tier"
 	"github.com/directorlb/director/loader"
 	"github.com/directorlb/director/vrrp"
@@ -63,8 +62,6 @@ type Options struct {
 	NoVRRP bool
 	// PinRoot is the bpffs folder for pins; loader.DefaultPinRoot if empty.
 	PinRoot string
-	// L7Stats, when set, puts the L7 tier on the stats page.
-	L7Stats stats.L7Source
 }
 
 func (o *Options) defaults() {
