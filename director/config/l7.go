@@ -3,7 +3,6 @@ package config
 import (
 	"crypto/tls"
 	"net/netip"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -392,14 +391,15 @@ func (v *validator) l7Frontend(rf *rawFrontend, rawBackends []rawBackend, backen
 		ok = ok && b.set
 		fe.Bind = append(fe.Bind, b.v)
 	}
-	dir := filepath.Dir(v.cfg.File)
 	for _, c := range rf.tls {
 		if !required(v.report, c.cert) || !required(v.report, c.key) {
 			ok = false
 			continue
 		}
-		tc := TLSCert{Cert: absTo(dir, c.cert.v), Key: absTo(dir, c.key.v)}
-		if _, err := tls.LoadX509KeyPair(tc.Cert, tc.Key); err != nil {
+		tc := TLSCert{Cert: v.path(c.cert, ""), Key: v.path(c.key, "")}
+		if tc.Cert == "" || tc.Key == "" {
+			ok = false
+		} else if _, err := tls.LoadX509KeyPair(tc.Cert, tc.Key); err != nil {
 			v.errorf(c.cert.pos, "%v", err)
 			ok = false
 		}
@@ -556,11 +556,4 @@ func validCookieValue(s string) bool {
 	return !strings.ContainsFunc(s, func(c rune) bool {
 		return c <= 0x20 || c >= 0x7f || slices.Contains([]rune{'"', ',', ';', '\\', '|', '~'}, c)
 	})
-}
-
-func absTo(dir, p string) string {
-	if filepath.IsAbs(p) {
-		return p
-	}
-	return filepath.Join(dir, p)
 }

@@ -2,7 +2,6 @@ package config
 
 import (
 	"net/netip"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -97,7 +96,7 @@ func parseStats(w *walker, n *yaml.Node, p pos) *rawStats {
 }
 
 // stats validates the stats section, if any.
-func (v *validator) stats(file string) {
+func (v *validator) stats() {
 	rs := v.raw.stats
 	if rs == nil {
 		return
@@ -154,19 +153,11 @@ func (v *validator) stats(file string) {
 		}
 	}
 	if t := rs.tls; t != nil {
-		dir := filepath.Dir(file)
 		path := func(o opt[string]) string {
 			if !required(v.report, o) {
 				return ""
 			}
-			if o.v == "" {
-				v.errorf(o.pos, "empty path")
-				return ""
-			}
-			if filepath.IsAbs(o.v) {
-				return filepath.Clean(o.v)
-			}
-			return filepath.Join(dir, o.v)
+			return v.path(o, "")
 		}
 		s.TLSCert, s.TLSKey = path(t.cert), path(t.key)
 	}

@@ -59,7 +59,7 @@ func validate(r *report, raw *rawConfig, file string, links Links, k kind) *Conf
 	// A VIP of mode local goes to this host's stack: to the l7 section's
 	// frontend that binds it, or to another local server (an nginx).
 	v.cfg.L7 = v.l7(raw.l7)
-	v.stats(file)
+	v.stats()
 	return v.cfg
 }
 
@@ -109,22 +109,8 @@ func (v *validator) top(file string) {
 		c.Interfaces = append(c.Interfaces, Interface{Name: name, XDPMode: ri.xdpMode.or(loader.ModeAuto)})
 	}
 
-	dir := filepath.Dir(file)
-	resolve := func(o opt[string], def string) string {
-		if !o.set {
-			return def
-		}
-		if o.v == "" {
-			v.errorf(o.pos, "empty path")
-			return def
-		}
-		if filepath.IsAbs(o.v) {
-			return filepath.Clean(o.v)
-		}
-		return filepath.Join(dir, o.v)
-	}
-	c.ControlSocket = resolve(raw.controlSocket, DefaultControlSocket)
-	c.StateFile = resolve(raw.stateFile, file+DefaultStateSuffix)
+	c.ControlSocket = v.path(raw.controlSocket, DefaultControlSocket)
+	c.StateFile = v.path(raw.stateFile, file+DefaultStateSuffix)
 	if c.StateFile == filepath.Clean(file) {
 		v.errorf(raw.stateFile.pos, "is the configuration file itself")
 	}
@@ -156,6 +142,22 @@ func (v *validator) top(file string) {
 	if d := raw.checkDefaults; d != nil {
 		v.checkLevel(d, TCPCheck)
 	}
+}
+
+// path is the file path o gives, relative to the config file's folder,
+// or def if o is not given; an empty path is an error.
+func (v *validator) path(o opt[string], def string) string {
+	if !o.set {
+		return def
+	}
+	if o.v == "" {
+		v.errorf(o.pos, "empty path")
+		return def
+	}
+	if filepath.IsAbs(o.v) {
+		return filepath.Clean(o.v)
+	}
+	return filepath.Join(filepath.Dir(v.cfg.File), o.v)
 }
 
 // checkIfaceName returns what is wrong with an interface name, or "".
