@@ -247,7 +247,6 @@ func testMACChange(ctx context.Context, t *testing.T, top *topo.Topology, a *age
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
 	d, err := pollFor(ctx, 20*time.Second, func() (bool, error) {
 		reals, err := a.ctl.Reals(ctx, vip)
 		if err != nil {
@@ -263,7 +262,6 @@ func testMACChange(ctx context.Context, t *testing.T, top *topo.Topology, a *age
 	if err != nil {
 		t.Fatalf("the agent did not follow rs3's new MAC %s: %v", mac, err)
 	}
-	_ = start
 	t.Logf("rs3's MAC changed to %s: in the dataplane after %v", mac, d.Round(time.Millisecond))
 	// rs3 answers again through the VIP.
 	cl := top.Clients()[0]
