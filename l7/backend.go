@@ -46,9 +46,6 @@ type server struct {
 	weight    atomic.Int32
 	drain     atomic.Bool
 	up        atomic.Bool
-	// inflight counts the requests sent to the server and not yet
-	// answered, for leastconn and random.
-	inflight atomic.Int64
 	hc       *fasthttp.HostClient
 	st       serverStats // stats.go
 }

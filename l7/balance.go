@@ -243,7 +243,7 @@ func (p *leastConn) pick(srvs, avoid []*server, _ []byte) *server {
 		if w == 0 {
 			continue
 		}
-		if l := s.inflight.Load(); best == nil || lessLoaded(l, w, bestL, bestW) {
+		if l := s.load(); best == nil || lessLoaded(l, w, bestL, bestW) {
 			best, bestW, bestL = s, w, l
 		}
 	}
@@ -315,7 +315,7 @@ func (p *random) pick(srvs, avoid []*server, _ []byte) *server {
 			if r -= w; r >= 0 {
 				continue
 			}
-			if l := s.inflight.Load(); best == nil || lessLoaded(l, w, bestL, bestW) {
+			if l := s.load(); best == nil || lessLoaded(l, w, bestL, bestW) {
 				best, bestW, bestL = s, w, l
 			}
 			break

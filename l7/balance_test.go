@@ -178,7 +178,7 @@ func TestPolicyShares(t *testing.T) {
 					if balance == BalanceLeastConn || strings.HasPrefix(balance, BalanceRandom) {
 						// Each request stays in flight: the policy sees
 						// the loads grow with the shares.
-						s.inflight.Add(1)
+						s.st.cur.Add(1)
 					}
 				}
 				for i, c := range count {
@@ -251,17 +251,17 @@ func TestRendezvous(t *testing.T) {
 func TestLeastConnPicksLeastLoaded(t *testing.T) {
 	srvs := testServers(1, 1, 2)
 	p := testPolicy(t, BalanceLeastConn, srvs)
-	srvs[0].inflight.Store(3)
-	srvs[1].inflight.Store(1)
-	srvs[2].inflight.Store(4) // (4+1)/2 = 2.5 against b's 2
+	srvs[0].st.cur.Store(3)
+	srvs[1].st.cur.Store(1)
+	srvs[2].st.cur.Store(4) // (4+1)/2 = 2.5 against b's 2
 	for range 5 {
 		if s := p.pick(srvs, nil, nil); s.name != "b" {
 			t.Fatalf("picked %s, want b, the least loaded", s.name)
 		}
 	}
 	// Equal loads take turns.
-	srvs[0].inflight.Store(1)
-	srvs[2].inflight.Store(3) // (3+1)/2 = 2
+	srvs[0].st.cur.Store(1)
+	srvs[2].st.cur.Store(3) // (3+1)/2 = 2
 	seen := map[string]int{}
 	for range 30 {
 		seen[p.pick(srvs, nil, nil).name]++
@@ -274,7 +274,7 @@ func TestLeastConnPicksLeastLoaded(t *testing.T) {
 func TestRandomTwoChoices(t *testing.T) {
 	srvs := testServers(1, 1, 1, 1)
 	p := testPolicy(t, BalanceRandom, srvs)
-	srvs[0].inflight.Store(100) // a is overloaded
+	srvs[0].st.cur.Store(100) // a is overloaded
 	n := 0
 	for range 4000 {
 		if p.pick(srvs, nil, nil).name == "a" {

@@ -125,9 +125,7 @@ func (b *Backend) proxy(ctx *fasthttp.RequestCtx, tx *txn, sec int64) *server {
 			b.assign(srv, tx, sec)
 			assigned = srv
 		}
-		srv.inflight.Add(1)
 		err = srv.do(req, resp, tx)
-		srv.inflight.Add(-1)
 		if err == nil || !isConnectError(err) || try >= b.cfg.Retries {
 			break
 		}

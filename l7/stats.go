@@ -281,6 +281,10 @@ type serverStats struct {
 	ud       upDown // guarded by backendStats.mu
 }
 
+// load is the server's requests in progress, queued ones included: what
+// leastconn and random(N) compare.
+func (s *server) load() int64 { return s.st.cur.Load() }
+
 // enter counts a request assigned to the server: above maxConns it waits
 // for a connection, which HAProxy counts as queued rather than current.
 func (s *serverStats) enter(sec int64) {
