@@ -46,8 +46,8 @@ type server struct {
 	weight    atomic.Int32
 	drain     atomic.Bool
 	up        atomic.Bool
-	hc       *fasthttp.HostClient
-	st       serverStats // stats.go
+	hc        *fasthttp.HostClient
+	st        serverStats // stats.go
 }
 
 // connectError marks a failure to connect to a server: nothing was sent,
