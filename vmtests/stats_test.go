@@ -31,9 +31,7 @@ const chromium = "/usr/bin/chromium"
 // browser starts a headless Chromium with a fresh profile for the test.
 func browser(t *testing.T) context.Context {
 	t.Helper()
-	if _, err := os.Stat(chromium); err != nil {
-		t.Skipf("no %s (apt-get install chromium)", chromium)
-	}
+	requireChromium(t)
 	out := &lockedBuffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -140,9 +138,7 @@ const rowsJS = `Array.from(document.querySelectorAll("tr.real")).map(tr => ({
 // drains a real from the page (through the JavaScript confirm()) and sees
 // the state change, and saves a screenshot.
 func TestStatsPageInBrowser(t *testing.T) {
-	if _, err := os.Stat(chromium); err != nil {
-		t.Skipf("no %s (apt-get install chromium)", chromium)
-	}
+	requireChromium(t)
 	spec := topo.DRSpec(1, 1, 3)
 	spec.XDPMode = topo.XDPGeneric
 	top := topo.NewT(t, spec)
@@ -307,4 +303,16 @@ func getJSON(ctx context.Context, url string, v any) error {
 		return fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// requireChromium skips the test without Chromium, except in CI, which
+// installs it: there a missing browser fails rather than hides the proof.
+func requireChromium(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(chromium); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("no %s in CI: .ci/run installs chromium", chromium)
+		}
+		t.Skipf("no %s (apt-get install chromium)", chromium)
+	}
 }
