@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,71 +21,9 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/directorlb/director/director/api"
 	"github.com/directorlb/director/director/stats"
+	"github.com/directorlb/director/vmtests/browser"
 	"github.com/directorlb/director/vmtests/topo"
 )
-
-// chromium is the browser the stats page is tested in (Debian's package).
-const chromium = "/usr/bin/chromium"
-
-// browser starts a headless Chromium with a fresh profile for the test.
-func browser(t *testing.T) context.Context {
-	t.Helper()
-	requireChromium(t)
-	out := &lockedBuffer{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("chromium's output:\n%s", out.String())
-		}
-	})
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromium),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1500, 1000),
-		chromedp.CombinedOutput(out),
-	}
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelB := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancelB(); cancelA() })
-	return ctx
-}
-
-// lockedBuffer collects the browser's output.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// artifactDir is where screenshots go: $DIRECTOR_ARTIFACTS (CI) or
-// vmtests/testdata/out (ignored by git).
-func artifactDir(t *testing.T) string {
-	dir := os.Getenv("DIRECTOR_ARTIFACTS")
-	if dir == "" {
-		dir = filepath.Join("testdata", "out")
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
 
 // forward serves 127.0.0.1:<port> in this namespace by dialling addr from
 // host: the browser runs here, the agent in its namespace.
@@ -138,7 +75,6 @@ const rowsJS = `Array.from(document.querySelectorAll("tr.real")).map(tr => ({
 // drains a real from the page (through the JavaScript confirm()) and sees
 // the state change, and saves a screenshot.
 func TestStatsPageInBrowser(t *testing.T) {
-	requireChromium(t)
 	spec := topo.DRSpec(1, 1, 3)
 	spec.XDPMode = topo.XDPGeneric
 	top := topo.NewT(t, spec)
@@ -175,7 +111,7 @@ func TestStatsPageInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	bctx := browser(t)
+	bctx := browser.New(t)
 	bctx, cancel := context.WithTimeout(bctx, 90*time.Second)
 	defer cancel()
 	// Start the browser here, once: a first use from two goroutines would
@@ -265,7 +201,7 @@ func TestStatsPageInBrowser(t *testing.T) {
 
 	png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
 	must(err)
-	out := filepath.Join(artifactDir(t), "stats-page-agent.png")
+	out := filepath.Join(browser.ArtifactDir(t), "stats-page-agent.png")
 	must(os.WriteFile(out, png, 0o644))
 	t.Logf("screenshot: %s", out)
 	if err := a.ctl.EnableReal(ctx, "web", top.Host("rs1").Addr4()); err != nil {
@@ -303,16 +239,4 @@ func getJSON(ctx context.Context, url string, v any) error {
 		return fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	return json.NewDecoder(resp.Body).Decode(v)
-}
-
-// requireChromium skips the test without Chromium, except in CI, which
-// installs it: there a missing browser fails rather than hides the proof.
-func requireChromium(t *testing.T) {
-	t.Helper()
-	if _, err := os.Stat(chromium); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("no %s in CI: .ci/run installs chromium", chromium)
-		}
-		t.Skipf("no %s (apt-get install chromium)", chromium)
-	}
 }

@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-)
 
-const chromium = "/usr/bin/chromium"
+	"github.com/directorlb/director/vmtests/browser"
+)
 
 // TestBigPageInBrowser renders 50 VIPs of 20 reals, with five minutes of
 // traffic history, in Chromium and saves screenshots to judge how the page
@@ -21,7 +21,6 @@ func TestBigPageInBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a browser")
 	}
-	requireChromium(t)
 	ops := bigOps()
 	now := t0.Add(-5 * time.Minute)
 	sm := NewSampler(ops, SamplerConfig{Interval: 5 * time.Second, Keep: 5 * time.Minute, Now: func() time.Time { return now }})
@@ -35,22 +34,7 @@ func TestBigPageInBrowser(t *testing.T) {
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromium),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1500, 1000),
-		chromedp.CombinedOutput(os.Stderr),
-	)
-	defer cancelA()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
+	ctx := browser.New(t)
 	ctx, cancelT := context.WithTimeout(ctx, time.Minute)
 	defer cancelT()
 	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/stats"), chromedp.WaitVisible(chromedp.ID("summary"))); err != nil {
@@ -60,13 +44,7 @@ func TestBigPageInBrowser(t *testing.T) {
 	if err != nil || n != 1000 {
 		t.Fatalf("%d real rows in the browser (%v)", n, err)
 	}
-	dir := os.Getenv("DIRECTOR_ARTIFACTS")
-	if dir == "" {
-		dir = filepath.Join("testdata", "out")
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir := browser.ArtifactDir(t)
 	// The top of the page as a screen shows it, and the whole page.
 	top, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	if err != nil {
@@ -91,17 +69,5 @@ func TestBigPageInBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Logf("screenshot: %s", p)
-	}
-}
-
-// requireChromium skips the test without Chromium, except in CI, which
-// installs it: there a missing browser fails rather than hides the proof.
-func requireChromium(t *testing.T) {
-	t.Helper()
-	if _, err := os.Stat(chromium); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("no %s in CI: .ci/run installs chromium", chromium)
-		}
-		t.Skipf("no %s (apt-get install chromium)", chromium)
 	}
 }
