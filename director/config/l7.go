@@ -16,6 +16,9 @@ import (
 
 // L7 is the HTTP tier's configuration.
 type L7 struct {
+	// Threads is how many cores run the tier's code at once (HAProxy's
+	// nbthread, Go's GOMAXPROCS); 0 leaves the default, one per core.
+	Threads   int
 	Frontends []L7Frontend
 	Backends  []L7Backend
 }
@@ -138,6 +141,7 @@ type L7Cookie struct {
 
 type rawL7 struct {
 	pos
+	threads   opt[int64]
 	frontends []rawFrontend
 	backends  []rawBackend
 }
@@ -202,11 +206,11 @@ type rawCookie struct {
 }
 
 func parseL7(w *walker, n *yaml.Node, p pos) *rawL7 {
-	f := w.mapping(n, p, "frontends", "backends")
+	f := w.mapping(n, p, "threads", "frontends", "backends")
 	if f == nil {
 		return nil
 	}
-	l := &rawL7{pos: f.pos}
+	l := &rawL7{pos: f.pos, threads: f.integer("threads", 1, 4096)}
 	f.list("frontends", func(n *yaml.Node, p pos) {
 		if fe := parseFrontend(w, n, p); fe != nil {
 			l.frontends = append(l.frontends, *fe)
@@ -337,7 +341,7 @@ func (v *validator) l7(raw *rawL7) *L7 {
 	if raw == nil {
 		return nil
 	}
-	l := &L7{}
+	l := &L7{Threads: int(raw.threads.v)}
 	backends := map[string]pos{}
 	for i := range raw.backends {
 		be, ok := v.l7Backend(&raw.backends[i])

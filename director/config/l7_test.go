@@ -25,6 +25,7 @@ func TestL7Good(t *testing.T) {
 	src := `
 control_socket: proxy.sock
 l7:
+  threads: 1
   frontends:
     - name: www
       bind: [":80", "10.99.0.100:443"]
@@ -68,6 +69,9 @@ l7:
 	}
 	if cfg.ControlSocket != filepath.Join(dir, "proxy.sock") {
 		t.Errorf("control socket %q", cfg.ControlSocket)
+	}
+	if cfg.L7.Threads != 1 {
+		t.Errorf("threads %d, want 1", cfg.L7.Threads)
 	}
 	fe := cfg.L7.Frontends[0]
 	wantFE := L7Frontend{
@@ -183,6 +187,12 @@ l7:
 			`proxy.yaml:17: l7.frontends[2].maxconn: -1 out of range 0..16777216`,
 			`proxy.yaml:17: l7.frontends[2].timeouts.client: must be more than 0`,
 		}},
+		{"threads", `
+l7:
+  threads: 0
+  frontends: [{ name: www, bind: [":80"], default_backend: web }]
+  backends: [{ name: web, servers: [{ name: w, address: "10.0.0.1:80" }] }]
+`, []string{`proxy.yaml:2: l7.threads: 0 out of range 1..4096`}},
 		{"backend problems", `
 l7:
   frontends: [{ name: www, bind: [":80"], default_backend: web }]

@@ -50,6 +50,30 @@ type target struct {
 	name string
 	addr string
 	pid  int
+	ref  string // the HAProxy target it is compared with: the one with as many threads
+}
+
+// targetName names a proxy by its thread count when there are several.
+func targetName(proxy string, n int, all []int) string {
+	if len(all) == 1 {
+		return proxy
+	}
+	return fmt.Sprintf("%s-%dt", proxy, n)
+}
+
+func parseInts(list string) ([]int, error) {
+	var out []int
+	for _, s := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil {
+			return nil, err
+		}
+		if n < 1 {
+			return nil, fmt.Errorf("%d: want 1 or more", n)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 type sample struct {
@@ -67,7 +91,8 @@ func run() error {
 	runs := flag.Int("runs", 5, "runs per target and connection count")
 	dur := flag.Duration("d", 10*time.Second, "duration of one wrk run")
 	connsFlag := flag.String("c", "64,256", "connection counts")
-	threads := flag.Int("t", 2, "wrk threads")
+	wrkThreads := flag.Int("t", 2, "wrk threads")
+	threadsFlag := flag.String("threads", "1,2", "thread counts: each proxy runs at each (HAProxy nbthread, the tier's GOMAXPROCS)")
 	noOurs := flag.Bool("no-director", false, "leave out the director tier (compare -proxy candidates only)")
 	keep := flag.Bool("keep", false, "keep the work directory (configs, logs)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the director tier to this file")
@@ -75,13 +100,13 @@ func run() error {
 	flag.Var(&extra, "proxy", "extra candidate NAME=BINARY, started with -listen ADDR -backends A,B,C (repeatable)")
 	flag.Parse()
 
-	var conns []int
-	for _, s := range strings.Split(*connsFlag, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil {
-			return fmt.Errorf("-c: %w", err)
-		}
-		conns = append(conns, n)
+	conns, err := parseInts(*connsFlag)
+	if err != nil {
+		return fmt.Errorf("-c: %w", err)
+	}
+	threads, err := parseInts(*threadsFlag)
+	if err != nil {
+		return fmt.Errorf("-threads: %w", err)
 	}
 	for _, bin := range []string{"nginx", "haproxy", "wrk"} {
 		if _, err := exec.LookPath(bin); err != nil {
@@ -108,52 +133,57 @@ func run() error {
 		return err
 	}
 	var targets []target
-	if !*noOurs {
-		self, err := os.Executable()
-		if err != nil {
-			return err
-		}
-		pre := []string{"serve"}
-		if *cpuprofile != "" {
-			abs, err := filepath.Abs(*cpuprofile)
+	for i, n := range threads {
+		if !*noOurs {
+			self, err := os.Executable()
 			if err != nil {
 				return err
 			}
-			pre = append(pre, "-cpuprofile", abs)
+			pre := []string{"serve", "-threads", strconv.Itoa(n)}
+			if *cpuprofile != "" && i == 0 {
+				abs, err := filepath.Abs(*cpuprofile)
+				if err != nil {
+					return err
+				}
+				pre = append(pre, "-cpuprofile", abs)
+			}
+			t, err := startProxy(ctx, ps, targetName("director", n, threads), self, fmt.Sprintf("127.0.0.1:%d", 18090+2*i), backends, pre)
+			if err != nil {
+				return err
+			}
+			t.ref = targetName("haproxy", n, threads)
+			targets = append(targets, t)
+			if *cpuprofile != "" && i == 0 {
+				defer ps.term(t.pid) // before killAll, deferred earlier
+			}
 		}
-		t, err := startProxy(ctx, ps, "director", self, "127.0.0.1:18090", backends, pre)
+		t, err := startHAProxy(ctx, ps, dir, targetName("haproxy", n, threads), fmt.Sprintf("127.0.0.1:%d", 18091+2*i), n, backends)
 		if err != nil {
 			return err
 		}
+		t.ref = t.name
 		targets = append(targets, t)
-		if *cpuprofile != "" {
-			defer ps.term(t.pid) // before killAll, deferred earlier
-		}
 	}
-	t, err := startHAProxy(ctx, ps, dir, "127.0.0.1:18091", backends)
-	if err != nil {
-		return err
-	}
-	targets = append(targets, t)
 	for i, e := range extra {
 		name, bin, ok := strings.Cut(e, "=")
 		if !ok {
 			return fmt.Errorf("-proxy %q: want NAME=BINARY", e)
 		}
-		t, err := startProxy(ctx, ps, name, bin, fmt.Sprintf("127.0.0.1:%d", 18092+i), backends, nil)
+		t, err := startProxy(ctx, ps, name, bin, fmt.Sprintf("127.0.0.1:%d", 18190+i), backends, nil)
 		if err != nil {
 			return err
 		}
+		t.ref = targetName("haproxy", threads[len(threads)-1], threads)
 		targets = append(targets, t)
 	}
 
-	fmt.Printf("wrk -t%d -d%s, %d runs interleaved, 100-byte responses, 3 nginx backends\n", *threads, *dur, *runs)
+	fmt.Printf("wrk -t%d -d%s, %d runs interleaved, 100-byte responses, 3 nginx backends\n", *wrkThreads, *dur, *runs)
 	// results[conns][target] = samples
 	results := map[int]map[string][]sample{}
 	for _, c := range conns {
 		results[c] = map[string][]sample{}
 		for _, t := range targets { // warm-up, not counted
-			if _, err := wrkRun(ctx, t, c, *threads, 2*time.Second); err != nil {
+			if _, err := wrkRun(ctx, t, c, *wrkThreads, 2*time.Second); err != nil {
 				return err
 			}
 		}
@@ -166,7 +196,7 @@ func run() error {
 				}
 			}
 			for _, t := range order {
-				s, err := wrkRun(ctx, t, c, *threads, *dur)
+				s, err := wrkRun(ctx, t, c, *wrkThreads, *dur)
 				if err != nil {
 					return err
 				}
@@ -180,21 +210,48 @@ func run() error {
 	return nil
 }
 
+// report prints the medians of each target and its ratios against the
+// HAProxy with as many threads, then each proxy at its best thread count
+// (by requests/s) against the other's best.
 func report(out *os.File, conns []int, targets []target, results map[int]map[string][]sample) {
-	ref := "haproxy"
-	fmt.Fprintln(out, "\nmedians (ratios against haproxy: req/s ours/theirs, CPU theirs/ours — above 1.0 is better; p99 ours/theirs — below 1.0 is better)")
+	fmt.Fprintln(out, "\nmedians (ratios against haproxy with as many threads: req/s ours/theirs, CPU theirs/ours — above 1.0 is better; p99 ours/theirs — below 1.0 is better)")
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "conns\ttarget\treq/s\tp50 ms\tp99 ms\tCPU µs/req\tkernel\treq/s ×\tCPU ×\tp99 ×\t")
+	row := func(c int, name string, s, h sample) {
+		fmt.Fprintf(w, "%d\t%s\t%.0f\t%.2f\t%.2f\t%.1f\t%.0f%%\t%.2f\t%.2f\t%.2f\t\n", c, name, s.rps, s.p50, s.p99, s.cpuUs,
+			100*s.sysShare, s.rps/h.rps, h.cpuUs/s.cpuUs, s.p99/h.p99)
+	}
+	best := map[int][2]string{} // conns → best director target, best haproxy target
 	for _, c := range conns {
 		m := map[string]sample{}
 		for _, t := range targets {
 			m[t.name] = medians(results[c][t.name])
 		}
-		h := m[ref]
+		b := best[c]
 		for _, t := range targets {
-			s := m[t.name]
-			fmt.Fprintf(w, "%d\t%s\t%.0f\t%.2f\t%.2f\t%.1f\t%.0f%%\t%.2f\t%.2f\t%.2f\t\n", c, t.name, s.rps, s.p50, s.p99, s.cpuUs,
-				100*s.sysShare, s.rps/h.rps, h.cpuUs/s.cpuUs, s.p99/h.p99)
+			row(c, t.name, m[t.name], m[t.ref])
+			i := 0
+			if strings.HasPrefix(t.name, "haproxy") {
+				i = 1
+			} else if !strings.HasPrefix(t.name, "director") {
+				continue
+			}
+			if b[i] == "" || m[t.name].rps > m[b[i]].rps {
+				b[i] = t.name
+			}
+		}
+		best[c] = b
+	}
+	if len(targets) > 2 {
+		fmt.Fprintln(w, "\t\t\t\t\t\t\t\t\t\t")
+		fmt.Fprintln(w, "conns\tbest of each\t\t\t\t\t\t\t\t\t")
+		for _, c := range conns {
+			b := best[c]
+			if b[0] == "" || b[1] == "" {
+				continue
+			}
+			d, h := medians(results[c][b[0]]), medians(results[c][b[1]])
+			row(c, b[0]+" vs "+b[1], d, h)
 		}
 	}
 	w.Flush()
@@ -278,15 +335,15 @@ http {
 
 // startHAProxy runs HAProxy with the configuration the director tier is
 // measured against: roundrobin, cookie insert, forwardfor, keep-alive on
-// both sides, two threads, one process (no master) so that its CPU time
-// is that of one PID.
-func startHAProxy(ctx context.Context, ps *procs, dir, listen string, backends []string) (target, error) {
+// both sides, nbthread threads, one process (no master) so that its CPU
+// time is that of one PID.
+func startHAProxy(ctx context.Context, ps *procs, dir, name, listen string, nbthread int, backends []string) (target, error) {
 	var servers strings.Builder
 	for i, b := range backends {
 		fmt.Fprintf(&servers, "  server s%d %s cookie s%d check inter 2s\n", i+1, b, i+1)
 	}
 	conf := fmt.Sprintf(`global
-  nbthread 2
+  nbthread %d
   maxconn 8000
 defaults
   mode http
@@ -303,19 +360,19 @@ backend be
   cookie SRV insert indirect nocache
   option redispatch
   retries 3
-%s`, listen, servers.String())
-	path := filepath.Join(dir, "haproxy.cfg")
+%s`, nbthread, listen, servers.String())
+	path := filepath.Join(dir, name+".cfg")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		return target{}, err
 	}
-	cmd, err := ps.start("haproxy", []string{"haproxy", "-db", "-f", path}, nil)
+	cmd, err := ps.start(name, []string{"haproxy", "-db", "-f", path}, nil)
 	if err != nil {
 		return target{}, err
 	}
 	if err := waitHTTP(ctx, listen); err != nil {
-		return target{}, fmt.Errorf("haproxy: %w (see %s)", err, filepath.Join(dir, "haproxy.log"))
+		return target{}, fmt.Errorf("%s: %w (see %s.log)", name, err, filepath.Join(dir, name))
 	}
-	return target{name: "haproxy", addr: listen, pid: cmd.Process.Pid}, nil
+	return target{name: name, addr: listen, pid: cmd.Process.Pid}, nil
 }
 
 func wrkRun(ctx context.Context, t target, conns, threads int, d time.Duration) (sample, error) {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -26,8 +27,12 @@ func serve(args []string) error {
 	listen := fs.String("listen", "127.0.0.1:18090", "listen address")
 	backends := fs.String("backends", "", "comma-separated server addresses")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile here until SIGTERM")
+	threads := fs.Int("threads", 0, "GOMAXPROCS (0: the Go default, one per core)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *threads > 0 {
+		runtime.GOMAXPROCS(*threads)
 	}
 	cfg := l7.BackendConfig{
 		Name:       "be",

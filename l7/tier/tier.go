@@ -146,6 +146,7 @@ func (t *Tier) apply(cfg *config.L7) error {
 			delete(t.listeners, b)
 		}
 	}
+	applyThreads(cfg.Threads, t.log)
 	oldBackends, oldStop, oldDone := t.backends, t.stopMon, t.monDone
 	t.backends, t.cfg, t.mon = all, cfg, mon
 	ctx, cancel := context.WithCancel(context.Background())
