@@ -45,10 +45,18 @@ type server struct {
 	cfgWeight int
 	weight    atomic.Int32
 	drain     atomic.Bool
-	up        atomic.Bool
-	hc        *fasthttp.HostClient
-	st        serverStats // stats.go
+	// maint is the operator's maintenance, apart from up (the checks'
+	// verdict) so that a check coming back does not end it.
+	maint atomic.Bool
+	up    atomic.Bool
+	check CheckKind // for the check columns of Stats
+	hc    *fasthttp.HostClient
+	st    serverStats // stats.go
 }
+
+// serving reports whether s may get requests at all: up and not in
+// maintenance. A drained server is serving, for its sticky clients.
+func (s *server) serving() bool { return s.up.Load() && !s.maint.Load() }
 
 // connectError marks a failure to connect to a server: nothing was sent,
 // so the request can be retried anywhere, whatever its method. took is
@@ -92,7 +100,8 @@ func NewBackend(cfg BackendConfig) (*Backend, error) {
 	}
 	weights := make([]int, len(cfg.Servers))
 	for i, sc := range cfg.Servers {
-		s := &server{name: sc.Name, addr: sc.Addr, cookie: sc.Cookie, seed: mix64(hashBytes([]byte(sc.Name)))}
+		s := &server{name: sc.Name, addr: sc.Addr, cookie: sc.Cookie, seed: mix64(hashBytes([]byte(sc.Name))),
+			check: cfg.Check.kind(sc.Check)}
 		if s.cookie == "" {
 			s.cookie = sc.Name
 		}
@@ -165,13 +174,22 @@ func (b *Backend) healthKey(server string) string { return b.cfg.Name + "/" + se
 // Name returns the backend's name.
 func (b *Backend) Name() string { return b.cfg.Name }
 
+// server returns the server named name.
+func (b *Backend) server(name string) (*server, error) {
+	s, ok := b.byKey[b.healthKey(name)]
+	if !ok {
+		return nil, fmt.Errorf("backend %s: server %s: %w", b.cfg.Name, name, health.ErrNotFound)
+	}
+	return s, nil
+}
+
 // SetUp marks a server up or down, as a health check or an operator
 // does. A down server gets no new requests; sticky clients of it go to a
 // live server and stick there.
 func (b *Backend) SetUp(server string, up bool) error {
-	s, ok := b.byKey[b.healthKey(server)]
-	if !ok {
-		return fmt.Errorf("backend %s: server %s: %w", b.cfg.Name, server, health.ErrNotFound)
+	s, err := b.server(server)
+	if err != nil {
+		return err
 	}
 	b.setUp(s, up, time.Now())
 	return nil
@@ -182,23 +200,30 @@ func (b *Backend) SetUp(server string, up bool) error {
 // With static-rr only 0 and the configured weight are accepted: its map
 // is built once.
 func (b *Backend) SetWeight(server string, w int) error {
-	s, ok := b.byKey[b.healthKey(server)]
-	if !ok {
-		return fmt.Errorf("backend %s: server %s: %w", b.cfg.Name, server, health.ErrNotFound)
+	s, err := b.server(server)
+	if err != nil {
+		return err
 	}
-	if w < 0 || w > MaxWeight {
-		return fmt.Errorf("backend %s: server %s: weight %d not in 0..%d", b.cfg.Name, server, w, MaxWeight)
-	}
-	if b.bal.algo == BalanceStaticRR && w != 0 && w != s.cfgWeight {
-		return fmt.Errorf("backend %s: server %s: static-rr takes weight 0 or %d only", b.cfg.Name, server, s.cfgWeight)
+	if err := b.checkWeight(s, w); err != nil {
+		return err
 	}
 	s.weight.Store(int32(w))
 	return nil
 }
 
+func (b *Backend) checkWeight(s *server, w int) error {
+	if w < 0 || w > MaxWeight {
+		return fmt.Errorf("backend %s: server %s: weight %d not in 0..%d", b.cfg.Name, s.name, w, MaxWeight)
+	}
+	if b.bal.algo == BalanceStaticRR && w != 0 && w != s.cfgWeight {
+		return fmt.Errorf("backend %s: server %s: static-rr takes weight 0 or %d only", b.cfg.Name, s.name, s.cfgWeight)
+	}
+	return nil
+}
+
 // Weight returns a server's current weight, 0 if it is unknown.
 func (b *Backend) Weight(server string) int {
-	if s, ok := b.byKey[b.healthKey(server)]; ok {
+	if s, err := b.server(server); err == nil {
 		return int(s.weight.Load())
 	}
 	return 0
@@ -208,18 +233,97 @@ func (b *Backend) Weight(server string) int {
 // state: a drained server gets no new clients, but clients stuck to it
 // by a cookie stay, until it is down.
 func (b *Backend) SetDrain(server string, drain bool) error {
-	s, ok := b.byKey[b.healthKey(server)]
-	if !ok {
-		return fmt.Errorf("backend %s: server %s: %w", b.cfg.Name, server, health.ErrNotFound)
+	s, err := b.server(server)
+	if err != nil {
+		return err
 	}
 	s.drain.Store(drain)
 	return nil
 }
 
-// Up reports whether a server is up.
+// SetMaint puts a server in maintenance or takes it out, as HAProxy's
+// "set server state maint" and "ready" do: in maintenance it gets no
+// request at all, and its sticky clients go to another server, which in
+// insert mode sticks them anew. Its checks go on, but their verdict
+// applies only once it is out: a server that comes back up stays in
+// maintenance.
+func (b *Backend) SetMaint(server string, on bool) error {
+	s, err := b.server(server)
+	if err != nil {
+		return err
+	}
+	b.changeState(s, time.Now(), func() { s.maint.Store(on) })
+	return nil
+}
+
+// Up reports whether a server is up by its checks (or SetUp), whatever
+// an operator set.
 func (b *Backend) Up(server string) bool {
-	s, ok := b.byKey[b.healthKey(server)]
-	return ok && s.up.Load()
+	s, err := b.server(server)
+	return err == nil && s.up.Load()
+}
+
+// ServerAdmin is the operator's part of a server's state, apart from the
+// checks' verdict: HAProxy's admin states and the weight "set weight"
+// left.
+type ServerAdmin struct {
+	Drain  bool
+	Maint  bool
+	Weight int
+}
+
+// Admin returns what operators set on a server.
+func (b *Backend) Admin(server string) (ServerAdmin, error) {
+	s, err := b.server(server)
+	if err != nil {
+		return ServerAdmin{}, err
+	}
+	return s.admin(), nil
+}
+
+func (s *server) admin() ServerAdmin {
+	return ServerAdmin{Drain: s.drain.Load(), Maint: s.maint.Load(), Weight: int(s.weight.Load())}
+}
+
+// SetAdmin sets all of a server's admin state, or nothing if the weight
+// is not one SetWeight takes.
+func (b *Backend) SetAdmin(server string, a ServerAdmin) error {
+	s, err := b.server(server)
+	if err != nil {
+		return err
+	}
+	if err := b.checkWeight(s, a.Weight); err != nil {
+		return err
+	}
+	b.setAdmin(s, a)
+	return nil
+}
+
+func (b *Backend) setAdmin(s *server, a ServerAdmin) {
+	s.weight.Store(int32(a.Weight))
+	s.drain.Store(a.Drain)
+	b.changeState(s, time.Now(), func() { s.maint.Store(a.Maint) })
+}
+
+// KeepAdmin gives b's servers the admin state of the servers of the same
+// name in old, the backend b replaces, as HAProxy's server-state-file
+// does across a reload. A runtime weight is kept only while the
+// configured weight is the same in both (HAProxy's rule: a weight changed
+// in the file wins), and only if b's balancing takes it. A server of b
+// that old lacks starts as configured; one of old that b lacks is gone
+// with its state, and starts afresh should a later reload bring it back.
+func (b *Backend) KeepAdmin(old *Backend) {
+	for _, s := range b.servers {
+		o, err := old.server(s.name)
+		if err != nil {
+			continue
+		}
+		a := o.admin()
+		if o.cfgWeight != s.cfgWeight || b.checkWeight(s, a.Weight) != nil {
+			a.Weight = s.cfgWeight
+		}
+		b.setAdmin(s, a)
+	}
 }
 
 // Targets returns the health-check targets of the backend's servers,

@@ -36,9 +36,9 @@ type policy interface {
 }
 
 // eligible returns the weight s takes new requests with, 0 if it takes
-// none: down, drained, weight 0 or in avoid.
+// none: down, in maintenance, drained, weight 0 or in avoid.
 func eligible(s *server, avoid []*server) int {
-	if !s.up.Load() || s.drain.Load() {
+	if !s.serving() || s.drain.Load() {
 		return 0
 	}
 	for _, a := range avoid {

@@ -169,7 +169,8 @@ type cookieState struct {
 
 // cookieRequest returns the live server the request's cookie names, or
 // nil, and takes the cookie out of the request or strips it as the mode
-// wants. A drained server keeps its sticky clients.
+// wants. A drained server keeps its sticky clients; one in maintenance
+// does not.
 func (b *Backend) cookieRequest(req *fasthttp.Request, cs *cookieState) *server {
 	cc := b.cfg.Cookie
 	if cc.MaxIdle > 0 || cc.MaxLife > 0 {
@@ -201,7 +202,7 @@ func (b *Backend) cookieRequest(req *fasthttp.Request, cs *cookieState) *server 
 			req.Header.DelCookie(cc.Name) // "indirect": the server never sees it
 		}
 	}
-	if s == nil || !s.up.Load() {
+	if s == nil || !s.serving() {
 		return nil
 	}
 	cs.had = true

@@ -11,9 +11,10 @@
 //     policy), with optional cookie stickiness in insert, prefix or
 //     rewrite mode (cookie.go), forwarding headers (X-Forwarded-*,
 //     Forwarded: headers.go), retries of connection failures and
-//     redispatch. Backend.Serve proxies one request; SetWeight and
-//     SetDrain change a server's share at run time (a drained server
-//     keeps its sticky clients, as in HAProxy).
+//     redispatch. Backend.Serve proxies one request; SetWeight,
+//     SetDrain and SetMaint change a server's share at run time (a
+//     drained server keeps its sticky clients, one in maintenance loses
+//     them, as in HAProxy), and KeepAdmin carries them across a reload.
 //   - A Frontend (frontend.go) serves HTTP/1.1 with keep-alive on a
 //     listener, and HTTP/2 over TLS (tls.go, h2.go), checks requests
 //     (validate.go) and limits (listener.go), and hands every request to

@@ -42,15 +42,18 @@ type Stats struct {
 	EResp  uint64 `json:"eresp"`  // server errors and timeouts, srv_abrt included
 	WRetr  uint64 `json:"wretr"`  // connection retries
 	WRedis uint64 `json:"wredis"` // redispatches; a server's count the moves away from it
-	// Status is OPEN (frontends), UP or DOWN, or "no check" for a server
-	// that is up and not checked.
+	// Status is OPEN (frontends), UP or DOWN; a server's may also be
+	// MAINT (in maintenance), DRAIN (drained, or weight 0) or "no check"
+	// (up and not checked).
 	Status string `json:"status"`
-	Weight int    `json:"weight"` // a server's; a backend's is that of its live servers
-	Act    int    `json:"act"`    // live servers (backend), 1 (server)
-	Bck    int    `json:"bck"`
-	// ChkDown counts transitions to DOWN (of the whole backend for a
-	// backend); LastChg is the seconds since the last transition and
-	// Downtime the seconds spent DOWN.
+	// Weight is a server's current weight; a backend's the sum of those
+	// of its servers that take new sessions.
+	Weight int `json:"weight"`
+	Act    int `json:"act"` // servers up and not in maintenance (backend), 1 (server)
+	Bck    int `json:"bck"`
+	// ChkDown counts transitions to DOWN or MAINT (of the whole backend
+	// for a backend); LastChg is the seconds since the last transition
+	// and Downtime the seconds spent DOWN or MAINT.
 	ChkDown  uint64 `json:"chkdown"`
 	LastChg  int64  `json:"lastchg"`
 	Downtime int64  `json:"downtime"`
@@ -303,18 +306,26 @@ func (b *Backend) initStats(now time.Time) {
 	}
 }
 
-// setUp changes a server's state and records the transitions of the
-// server and of the backend.
+// setUp records a server's health verdict.
 func (b *Backend) setUp(s *server, up bool, now time.Time) {
+	b.changeState(s, now, func() { s.up.Store(up) })
+}
+
+// changeState applies change (to s.up or s.maint) under the state lock
+// and records the transitions of the server, serving or not, and of the
+// backend, with a server serving or not.
+func (b *Backend) changeState(s *server, now time.Time, change func()) {
 	b.st.mu.Lock()
 	defer b.st.mu.Unlock()
-	if s.up.Swap(up) == up {
+	was := s.serving()
+	change()
+	if s.serving() == was {
 		return
 	}
-	s.st.ud.change(up, now)
+	s.st.ud.change(!was, now)
 	live := false
 	for _, o := range b.servers {
-		live = live || o.up.Load()
+		live = live || o.serving()
 	}
 	if live != b.st.up {
 		b.st.up = live
@@ -438,39 +449,13 @@ func (b *Backend) Stats() BackendStats {
 	if b.st.up {
 		bs.Status = "UP"
 	}
-	for i, s := range b.servers {
-		ss := Stats{PxName: b.cfg.Name, SvName: s.name, Type: StatsServer, Addr: s.addr,
-			Weight: b.cfg.Servers[i].Weight, Act: 1, SLim: s.st.maxConns}
-		if b.cfg.Cookie != nil {
-			ss.Cookie = s.cookie
-		}
-		if ss.Weight == 0 {
-			ss.Weight = DefaultWeight
-		}
-		s.st.fill(&ss, now)
-		s.st.ud.fill(&ss, now)
-		ss.QCur = max(ss.SCur-s.st.maxConns, 0)
-		ss.SCur = min(ss.SCur, s.st.maxConns)
-		ss.SMax = min(ss.SMax, s.st.maxConns)
-		ss.QMax = s.st.qmax.Load()
-		ss.LbTot = ss.STot
-		up := s.up.Load()
-		switch {
-		case !up:
-			ss.Status = "DOWN"
-		case b.cfg.Check == nil:
-			ss.Status = "no check"
-		default:
-			ss.Status = "UP"
-		}
-		if m != nil {
-			if st, ok := m.Status(b.healthKey(s.name)); ok {
-				checkColumns(&ss, st, b.cfg.Check != nil && b.cfg.Check.HTTP != nil)
-			}
-		}
-		if up {
-			bs.Weight += ss.Weight
+	for _, s := range b.servers {
+		ss := b.serverStats(s, m, now)
+		if s.serving() {
 			bs.Act++
+			if !s.drain.Load() {
+				bs.Weight += ss.Weight
+			}
 		}
 		bs.SLim += ss.SLim
 		bs.LbTot += ss.STot
@@ -479,9 +464,51 @@ func (b *Backend) Stats() BackendStats {
 	return bs
 }
 
+// serverStats is a server's line; b.st.mu is held. Weight is the current
+// weight, SetWeight's, which a drain keeps (the backend's line counts
+// only the servers that take new sessions).
+func (b *Backend) serverStats(s *server, m *health.Monitor, now time.Time) Stats {
+	ss := Stats{PxName: b.cfg.Name, SvName: s.name, Type: StatsServer, Addr: s.addr,
+		Weight: int(s.weight.Load()), Act: 1, SLim: s.st.maxConns}
+	if b.cfg.Cookie != nil {
+		ss.Cookie = s.cookie
+	}
+	s.st.fill(&ss, now)
+	s.st.ud.fill(&ss, now)
+	ss.QCur = max(ss.SCur-s.st.maxConns, 0)
+	ss.SCur = min(ss.SCur, s.st.maxConns)
+	ss.SMax = min(ss.SMax, s.st.maxConns)
+	ss.QMax = s.st.qmax.Load()
+	ss.LbTot = ss.STot
+	ss.Status = s.status()
+	if m != nil && s.check != NoCheck {
+		if st, ok := m.Status(b.healthKey(s.name)); ok {
+			checkColumns(&ss, st, s.check)
+		}
+	}
+	return ss
+}
+
+// status is HAProxy's word for the server's state: the operator's
+// maintenance first, then the checks' verdict, then a drain (by the
+// admin state or weight 0) of a server that is up.
+func (s *server) status() string {
+	switch {
+	case s.maint.Load():
+		return "MAINT"
+	case !s.up.Load():
+		return "DOWN"
+	case s.drain.Load() || s.weight.Load() == 0:
+		return "DRAIN"
+	case s.check == NoCheck:
+		return "no check"
+	}
+	return "UP"
+}
+
 // checkColumns fills the check columns from a health status, with
-// HAProxy's check_status codes.
-func checkColumns(s *Stats, st health.Status, http bool) {
+// HAProxy's check_status codes for the kind of check.
+func checkColumns(s *Stats, st health.Status, kind CheckKind) {
 	if st.Checks == 0 {
 		s.CheckStatus = "INI"
 		return
@@ -489,29 +516,42 @@ func checkColumns(s *Stats, st health.Status, http bool) {
 	r := st.Last
 	s.CheckDuration = r.Latency.Milliseconds()
 	s.CheckDesc = r.Cause.String()
-	if http {
+	if kind == CheckHTTP || kind == CheckCommand {
 		s.CheckCode = r.Cause.Code
 	}
-	layer := "L4"
-	if http {
-		layer = "L7"
-	}
-	switch r.Cause.Kind {
+	s.CheckStatus = checkStatus(r.Cause, kind)
+}
+
+// checkStatus is HAProxy's check_status of a check's result.
+func checkStatus(c health.Cause, kind CheckKind) string {
+	switch c.Kind {
 	case health.CauseOK:
-		s.CheckStatus = layer + "OK"
+		switch kind {
+		case CheckHTTP:
+			return "L7OK"
+		case CheckCommand:
+			return "PROCOK"
+		}
+		return "L4OK"
 	case health.CauseTimeout:
-		s.CheckStatus = layer + "TOUT"
+		if kind == CheckHTTP && c.Detail != health.DetailConnecting {
+			return "L7TOUT"
+		}
+		return "L4TOUT"
 	case health.CauseRefused, health.CauseReset, health.CauseUnreachable:
-		s.CheckStatus = "L4CON"
+		return "L4CON"
 	case health.CauseTLS:
-		s.CheckStatus = "L6RSP"
+		return "L6RSP"
 	case health.CauseStatus:
-		s.CheckStatus = "L7STS"
+		return "L7STS"
 	case health.CauseClosed, health.CauseProtocol, health.CauseBody:
-		s.CheckStatus = "L7RSP"
-	default:
-		s.CheckStatus = "UNK"
+		return "L7RSP"
+	case health.CauseExit, health.CauseSignal:
+		return "PROCERR"
+	case health.CauseCommandTimeout:
+		return "PROCTOUT"
 	}
+	return "UNK"
 }
 
 // The CSV columns, in HAProxy's order up to "algo", with the types of

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,29 +28,17 @@ func ctlCommand() *cli.Command {
 		Flags: []cli.Flag{socket, asJSON},
 		Subcommands: []*cli.Command{
 			{
-				Name:  "status",
-				Usage: "the node: interfaces, VRRP, VIPs, packet counters",
-				Action: func(c *cli.Context) error {
-					st, err := client(c).Status(c.Context)
-					if err != nil {
-						return fail(err)
-					}
-					return show(c, st, func(w io.Writer) { printStatus(w, st) })
-				},
+				Name:   "status",
+				Usage:  "the node: interfaces, VRRP, VIPs, packet counters",
+				Action: showAction(client, (*api.Client).Status, printStatus),
 			},
 			{
 				Name:  "vip",
 				Usage: "VIPs",
 				Subcommands: []*cli.Command{{
-					Name:  "list",
-					Usage: "list VIPs with their traffic",
-					Action: func(c *cli.Context) error {
-						vips, err := client(c).VIPs(c.Context)
-						if err != nil {
-							return fail(err)
-						}
-						return show(c, vips, func(w io.Writer) { printVIPs(w, vips) })
-					},
+					Name:   "list",
+					Usage:  "list VIPs with their traffic",
+					Action: showAction(client, (*api.Client).VIPs, printVIPs),
 				}},
 			},
 			{
@@ -138,6 +128,15 @@ func ctlCommand() *cli.Command {
 				},
 			},
 			{
+				Name:  "l7",
+				Usage: "the HTTP tier (the l7 section)",
+				Subcommands: []*cli.Command{{
+					Name:        "server",
+					Usage:       "the servers of the L7 backends, by backend and server name (HAProxy's set server)",
+					Subcommands: l7ServerCommands(client),
+				}},
+			},
+			{
 				Name:  "reload",
 				Usage: "re-read the config file; an invalid one is rejected and the running config kept",
 				Action: func(c *cli.Context) error {
@@ -169,6 +168,70 @@ func realAction(client func(*cli.Context) *api.Client, do func(*cli.Context, *ap
 	}
 }
 
+// l7ServerCommands are `ctl l7 server ...`: the `ctl real ...` of the
+// HTTP tier, its servers named by backend and server as in the config.
+func l7ServerCommands(client func(*cli.Context) *api.Client) []*cli.Command {
+	const args = "BACKEND SERVER"
+	return []*cli.Command{
+		{
+			Name:   "list",
+			Usage:  "list the servers of every L7 backend",
+			Flags:  []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"}},
+			Action: showAction(client, (*api.Client).L7Servers, printL7Servers),
+		},
+		{
+			Name: "drain", Usage: "no new clients; clients stuck to it by a cookie stay", ArgsUsage: args,
+			Action: l7Action(client, func(c *cli.Context, cl *api.Client, backend, server string) error {
+				return cl.DrainL7Server(c.Context, backend, server)
+			}),
+		},
+		{
+			Name: "maint", Usage: "maintenance: no requests at all, sticky clients move; checks do not end it (--off: out of it, a drain stays)",
+			ArgsUsage: args,
+			Flags:     []cli.Flag{&cli.BoolFlag{Name: "off", Usage: "take the server out of maintenance"}},
+			Action: l7Action(client, func(c *cli.Context, cl *api.Client, backend, server string) error {
+				return cl.MaintL7Server(c.Context, backend, server, !c.Bool("off"))
+			}),
+		},
+		{
+			Name: "ready", Aliases: []string{"enable"}, Usage: "undo drain and maint", ArgsUsage: args,
+			Action: l7Action(client, func(c *cli.Context, cl *api.Client, backend, server string) error {
+				return cl.EnableL7Server(c.Context, backend, server)
+			}),
+		},
+		{
+			Name: "weight", Usage: "set a server's weight (0-256; 0 drains it)", ArgsUsage: args + " N",
+			Action: l7Action(client, func(c *cli.Context, cl *api.Client, backend, server string) error {
+				n, err := strconv.ParseUint(c.Args().Get(2), 10, 32)
+				if err != nil {
+					return cli.Exit(fmt.Sprintf("weight %q is not a number", c.Args().Get(2)), 2)
+				}
+				return cl.SetL7Weight(c.Context, backend, server, uint32(n))
+			}),
+		},
+	}
+}
+
+// l7Action runs do on the server its arguments name, once they are as
+// many as the command's ArgsUsage says.
+func l7Action(client func(*cli.Context) *api.Client, do func(*cli.Context, *api.Client, string, string) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if c.NArg() != len(strings.Fields(c.Command.ArgsUsage)) {
+			return cli.Exit("usage: director ctl l7 server "+c.Command.Name+" "+c.Command.ArgsUsage, 2)
+		}
+		backend, server := c.Args().Get(0), c.Args().Get(1)
+		if err := do(c, client(c), backend, server); err != nil {
+			var exit cli.ExitCoder
+			if errors.As(err, &exit) {
+				return err
+			}
+			return fail(err)
+		}
+		fmt.Fprintf(c.App.Writer, "%s/%s: %s done\n", backend, server, c.Command.Name)
+		return nil
+	}
+}
+
 // fail exits 1 with the agent's message (3 when there is no agent).
 func fail(err error) error {
 	if errors.Is(err, api.ErrNoAgent) {
@@ -177,8 +240,20 @@ func fail(err error) error {
 	return cli.Exit(err.Error(), 1)
 }
 
+// showAction shows what get reads from the agent, as a table or JSON.
+func showAction[T any](client func(*cli.Context) *api.Client, get func(*api.Client, context.Context) (T, error),
+	table func(io.Writer, T)) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		v, err := get(client(c), c.Context)
+		if err != nil {
+			return fail(err)
+		}
+		return show(c, v, func(w io.Writer) { table(w, v) })
+	}
+}
+
 func show(c *cli.Context, v any, table func(io.Writer)) error {
-	if c.Bool("json") {
+	if wantJSON(c) {
 		enc := json.NewEncoder(c.App.Writer)
 		enc.SetIndent("", "  ")
 		return enc.Encode(v)
@@ -186,6 +261,17 @@ func show(c *cli.Context, v any, table func(io.Writer)) error {
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
 	table(tw)
 	return tw.Flush()
+}
+
+// wantJSON: --json was given to the command or to ctl (c.Bool reads only
+// the nearest of the two that defines it, set or not).
+func wantJSON(c *cli.Context) bool {
+	for _, x := range c.Lineage() {
+		if slices.Contains(x.LocalFlagNames(), "json") {
+			return x.Bool("json")
+		}
+	}
+	return false
 }
 
 func printStatus(w io.Writer, st api.Status) {
@@ -241,5 +327,17 @@ func printReals(w io.Writer, reals []api.Real) {
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%d\t%d\t%d\n", r.VIP, r.Address, r.State, r.Weight, check,
 			r.Latency.Round(time.Microsecond), since, r.Packets, r.Bytes, r.NewFlows)
+	}
+}
+
+func printL7Servers(w io.Writer, servers []api.L7Server) {
+	fmt.Fprintln(w, "BACKEND\tSERVER\tADDRESS\tSTATE\tWEIGHT\tCUR\tTOTAL\tCHECK")
+	for _, s := range servers {
+		check := "-"
+		if s.CheckStatus != "" {
+			check = strings.TrimSpace(fmt.Sprintf("%s %s", s.CheckStatus, s.CheckDesc))
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", s.Backend, s.Server, s.Address, s.State, s.Weight,
+			s.SessCur, s.SessTotal, check)
 	}
 }

@@ -45,7 +45,7 @@ func l7Command() *cli.Command {
 			if node == "" {
 				node, _ = os.Hostname()
 			}
-			n := &l7Node{path: path, tier: t, cfg: cfg, node: node, started: time.Now(), log: log}
+			n := newL7Node(path, t, cfg, node, log)
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			var wg sync.WaitGroup
@@ -72,16 +72,23 @@ func l7Command() *cli.Command {
 }
 
 // l7Node is a `director l7` node as ctl and the stats page see it: the
-// HTTP tier and no XDP tier, so no VIPs or reals to change.
+// HTTP tier, whose servers operators may change, and no XDP tier, so no
+// VIPs or reals.
 type l7Node struct {
 	path    string
 	tier    *tier.Tier
 	node    string
 	started time.Time
 	log     zerolog.Logger
+	tier.Control
 
 	mu  sync.Mutex
 	cfg *config.Config
+}
+
+func newL7Node(path string, t *tier.Tier, cfg *config.Config, node string, log zerolog.Logger) *l7Node {
+	return &l7Node{path: path, tier: t, cfg: cfg, node: node, started: time.Now(), log: log,
+		Control: tier.Control{Running: func() *tier.Tier { return t }}}
 }
 
 // serve starts the control socket and, if configured, the stats page.

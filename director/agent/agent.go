@@ -103,6 +103,9 @@ type Agent struct {
 	reload chan chan error
 	// l7 is the HTTP tier of the config's l7 section, nil without one.
 	l7 *tier.Tier
+	// Control answers ctl's L7 operations and the stats page's L7 part
+	// with whichever tier runs at the time.
+	tier.Control
 }
 
 type iface struct {
@@ -158,6 +161,7 @@ func New(opts Options) (*Agent, error) {
 		vips:    make(map[string]*vipState),
 		reload:  make(chan chan error),
 	}
+	a.Control = tier.Control{Running: a.runningL7}
 	a.mon, err = health.NewMonitor(health.Config{
 		Logger:       opts.Log.With().Str("component", "health").Logger(),
 		Clock:        opts.Clock,
@@ -372,6 +376,15 @@ func (a *Agent) doReload() error {
 	a.cfg = next
 	a.log.Info().Int("vips", len(a.vips)).Msg("config reloaded")
 	return nil
+}
+
+// runningL7 is the HTTP tier that runs now, nil if none. A reload that
+// replaces the tier (the l7 section added or removed) drops what
+// operators set on the old one.
+func (a *Agent) runningL7() *tier.Tier {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.l7
 }
 
 // reloadL7 brings the HTTP tier to cfg (nil: none), all or nothing, and

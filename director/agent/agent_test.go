@@ -432,3 +432,68 @@ stats:
 		t.Fatalf("csv: %d %s", code, body)
 	}
 }
+
+// The agent answers the L7 operations for its HTTP tier, keeps their
+// effect across a reload, and says so when it has no tier.
+func TestL7ServerOps(t *testing.T) {
+	h := newHarness(t)
+	h.start()
+	ctx := context.Background()
+	if _, err := h.client.L7Servers(ctx); !errors.Is(err, api.ErrNotFound) || !strings.Contains(err.Error(), "no l7 section") {
+		t.Fatalf("without an l7 section: %v", err)
+	}
+	if err := h.client.DrainL7Server(ctx, "app", "s1"); !errors.Is(err, api.ErrNotFound) {
+		t.Fatalf("drain without an l7 section: %v", err)
+	}
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bind := l.Addr().String()
+	l.Close()
+	h.writeConfig(fmt.Sprintf(baseConfig, h.socket) + fmt.Sprintf(`
+l7:
+  frontends:
+    - { name: www, bind: [%q], default_backend: app }
+  backends:
+    - name: app
+      servers:
+        - { name: s1, address: "127.0.0.1:1" }
+        - { name: s2, address: "127.0.0.1:2" }
+`, bind))
+	if err := h.client.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	state := func() string {
+		t.Helper()
+		ss, err := h.client.L7Servers(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, s := range ss {
+			out = append(out, fmt.Sprintf("%s/%s %s %d", s.Backend, s.Server, s.State, s.Weight))
+		}
+		return strings.Join(out, ", ")
+	}
+	if err := h.client.MaintL7Server(ctx, "app", "s1", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.client.SetL7Weight(ctx, "app", "s2", 4); err != nil {
+		t.Fatal(err)
+	}
+	want := "app/s1 MAINT 1, app/s2 no check 4"
+	if got := state(); got != want {
+		t.Fatalf("after the changes: %s, want %s", got, want)
+	}
+	if err := h.client.SetL7Weight(ctx, "app", "s2", 300); !errors.Is(err, api.ErrInvalid) {
+		t.Errorf("weight 300: %v", err)
+	}
+	if err := h.client.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := state(); got != want {
+		t.Errorf("after a reload: %s, want %s", got, want)
+	}
+}

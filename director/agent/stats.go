@@ -25,7 +25,7 @@ func (a *Agent) startStats(spawn func(string, func(context.Context) error)) erro
 	sm := stats.NewSampler(a, stats.SamplerConfig{})
 	h, err := stats.NewHandler(stats.Config{URI: sc.URI, Realm: sc.Realm, Refresh: sc.Refresh,
 		HideVersion: sc.HideVersion, ShowNode: sc.ShowNode, Users: users, Log: log},
-		stats.Sources{Ops: a, L7: l7Source{a}, Sampler: sm})
+		stats.Sources{Ops: a, L7: a.Control, Sampler: sm})
 	if err != nil {
 		return err
 	}
@@ -49,19 +49,4 @@ func (a *Agent) startStats(spawn func(string, func(context.Context) error)) erro
 	spawn("stats page", func(ctx context.Context) error { return api.Serve(ctx, l, h) })
 	log.Info().Str("url", scheme+"://"+sc.Address.String()+sc.URI).Int("users", len(users)).Msg("stats page")
 	return nil
-}
-
-// l7Source puts the agent's HTTP tier (its VIPs of mode local) on the
-// stats page: whichever tier runs at the time, none before an l7 section
-// is configured.
-type l7Source struct{ a *Agent }
-
-func (s l7Source) L7Stats(ctx context.Context) ([]stats.Proxy, error) {
-	s.a.mu.Lock()
-	t := s.a.l7
-	s.a.mu.Unlock()
-	if t == nil {
-		return nil, nil
-	}
-	return t.L7Stats(ctx)
 }

@@ -130,11 +130,16 @@ func (c *Client) DrainReal(ctx context.Context, vip string, addr netip.Addr) err
 
 // MaintReal implements Ops.
 func (c *Client) MaintReal(ctx context.Context, vip string, addr netip.Addr, on bool) error {
-	method := http.MethodPost
-	if !on {
-		method = http.MethodDelete
+	return c.do(ctx, onOff(on), realPath(vip, addr)+"/maint", nil, nil)
+}
+
+// onOff is the method that puts a state on (POST) or takes it off
+// (DELETE).
+func onOff(on bool) string {
+	if on {
+		return http.MethodPost
 	}
-	return c.do(ctx, method, realPath(vip, addr)+"/maint", nil, nil)
+	return http.MethodDelete
 }
 
 // EnableReal implements Ops.
@@ -145,6 +150,36 @@ func (c *Client) EnableReal(ctx context.Context, vip string, addr netip.Addr) er
 // SetWeight implements Ops.
 func (c *Client) SetWeight(ctx context.Context, vip string, addr netip.Addr, weight uint32) error {
 	return c.do(ctx, http.MethodPut, realPath(vip, addr)+"/weight", SetWeight{Weight: weight}, nil)
+}
+
+func l7ServerPath(backend, server string) string {
+	return "/v1/l7/backends/" + url.PathEscape(backend) + "/servers/" + url.PathEscape(server)
+}
+
+// L7Servers implements Ops.
+func (c *Client) L7Servers(ctx context.Context) ([]L7Server, error) {
+	var v []L7Server
+	return v, c.do(ctx, http.MethodGet, "/v1/l7/servers", nil, &v)
+}
+
+// DrainL7Server implements Ops.
+func (c *Client) DrainL7Server(ctx context.Context, backend, server string) error {
+	return c.do(ctx, http.MethodPost, l7ServerPath(backend, server)+"/drain", nil, nil)
+}
+
+// MaintL7Server implements Ops.
+func (c *Client) MaintL7Server(ctx context.Context, backend, server string, on bool) error {
+	return c.do(ctx, onOff(on), l7ServerPath(backend, server)+"/maint", nil, nil)
+}
+
+// EnableL7Server implements Ops.
+func (c *Client) EnableL7Server(ctx context.Context, backend, server string) error {
+	return c.do(ctx, http.MethodPost, l7ServerPath(backend, server)+"/ready", nil, nil)
+}
+
+// SetL7Weight implements Ops.
+func (c *Client) SetL7Weight(ctx context.Context, backend, server string, weight uint32) error {
+	return c.do(ctx, http.MethodPut, l7ServerPath(backend, server)+"/weight", SetWeight{Weight: weight}, nil)
 }
 
 // Reload implements Ops.

@@ -27,15 +27,49 @@ func Handler(ops Ops, log zerolog.Logger) http.Handler {
 	mux.HandleFunc("DELETE /v1/vips/{vip}/reals/{real}", s.realOp("remove", ops.RemoveReal))
 	mux.HandleFunc("POST /v1/vips/{vip}/reals/{real}/drain", s.realOp("drain", ops.DrainReal))
 	mux.HandleFunc("POST /v1/vips/{vip}/reals/{real}/enable", s.realOp("enable", ops.EnableReal))
-	mux.HandleFunc("POST /v1/vips/{vip}/reals/{real}/maint", s.realOp("maint", func(ctx context.Context, vip string, a netip.Addr) error {
-		return ops.MaintReal(ctx, vip, a, true)
-	}))
-	mux.HandleFunc("DELETE /v1/vips/{vip}/reals/{real}/maint", s.realOp("maint off", func(ctx context.Context, vip string, a netip.Addr) error {
-		return ops.MaintReal(ctx, vip, a, false)
-	}))
+	mux.HandleFunc("POST /v1/vips/{vip}/reals/{real}/maint", s.realOp("maint", setTo(ops.MaintReal, true)))
+	mux.HandleFunc("DELETE /v1/vips/{vip}/reals/{real}/maint", s.realOp("maint off", setTo(ops.MaintReal, false)))
 	mux.HandleFunc("PUT /v1/vips/{vip}/reals/{real}/weight", s.setWeight)
 	mux.HandleFunc("POST /v1/reload", s.reload)
+	s.l7Routes(mux)
 	return mux
+}
+
+// l7Routes serve L7Ops: the servers of the HTTP tier by backend and name.
+func (s *server) l7Routes(mux *http.ServeMux) {
+	ops := s.ops
+	const srv = "/v1/l7/backends/{backend}/servers/{server}"
+	mux.HandleFunc("GET /v1/l7/servers", func(w http.ResponseWriter, r *http.Request) {
+		v, err := ops.L7Servers(r.Context())
+		reply(w, v, err)
+	})
+	mux.HandleFunc("POST "+srv+"/drain", s.l7Op("drain", ops.DrainL7Server))
+	mux.HandleFunc("POST "+srv+"/ready", s.l7Op("ready", ops.EnableL7Server))
+	mux.HandleFunc("POST "+srv+"/maint", s.l7Op("maint", setTo(ops.MaintL7Server, true)))
+	mux.HandleFunc("DELETE "+srv+"/maint", s.l7Op("maint off", setTo(ops.MaintL7Server, false)))
+	mux.HandleFunc("PUT "+srv+"/weight", func(w http.ResponseWriter, r *http.Request) {
+		var body SetWeight
+		err := decode(r, &body)
+		if err == nil {
+			err = ops.SetL7Weight(r.Context(), r.PathValue("backend"), r.PathValue("server"), body.Weight)
+		}
+		s.logL7Change(r, fmt.Sprintf("weight %d", body.Weight), err)
+		reply(w, nil, err)
+	})
+}
+
+// setTo is the operation that sets a state of an item (a real, a
+// server) of a group to on, or takes it off: POST and DELETE.
+func setTo[T any](op func(context.Context, string, T, bool) error, on bool) func(context.Context, string, T) error {
+	return func(ctx context.Context, group string, item T) error { return op(ctx, group, item, on) }
+}
+
+func (s *server) l7Op(name string, op func(ctx context.Context, backend, server string) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		err := op(r.Context(), r.PathValue("backend"), r.PathValue("server"))
+		s.logL7Change(r, name, err)
+		reply(w, nil, err)
+	}
 }
 
 type server struct {
@@ -104,11 +138,20 @@ func (s *server) reload(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) logChange(r *http.Request, op, real string, err error) {
+	s.change(op, err).Str("vip", r.PathValue("vip")).Str("real", real).Msg("ctl")
+}
+
+func (s *server) logL7Change(r *http.Request, op string, err error) {
+	s.change(op, err).Str("backend", r.PathValue("backend")).Str("server", r.PathValue("server")).Msg("ctl")
+}
+
+// change is the log line of a change, a warning if it failed.
+func (s *server) change(op string, err error) *zerolog.Event {
 	ev := s.log.Info()
 	if err != nil {
 		ev = s.log.Warn().Err(err)
 	}
-	ev.Str("op", op).Str("vip", r.PathValue("vip")).Str("real", real).Msg("ctl")
+	return ev.Str("op", op)
 }
 
 func parseAddr(s string) (netip.Addr, error) {

@@ -111,6 +111,30 @@ type Real struct {
 	Counters
 }
 
+// L7Server is a server of a backend of the HTTP tier (the l7 section).
+type L7Server struct {
+	Backend string `json:"backend"`
+	Server  string `json:"server"`
+	Address string `json:"address"`
+	// State is HAProxy's word: UP, DOWN, DRAIN (drained or weight 0),
+	// MAINT (in maintenance) or "no check" (up, not checked).
+	State string `json:"state"`
+	// Weight is the current weight, which a drain keeps.
+	Weight  uint32 `json:"weight"`
+	Drained bool   `json:"drained"`
+	Maint   bool   `json:"maint"`
+	// Healthy is the checks' verdict, true for a server not checked.
+	Healthy bool `json:"healthy"`
+	// Sessions: requests in progress and in all.
+	SessCur   int64  `json:"scur"`
+	SessTotal uint64 `json:"stot"`
+	// CheckStatus is HAProxy's check_status (L7OK, L4CON, ...), CheckCode
+	// the HTTP status, CheckDesc the cause; empty when not checked.
+	CheckStatus string `json:"check_status,omitempty"`
+	CheckCode   int    `json:"check_code,omitempty"`
+	CheckDesc   string `json:"check_desc,omitempty"`
+}
+
 // AddReal is the body of POST /v1/vips/{vip}/reals.
 type AddReal struct {
 	Address string  `json:"address"`
@@ -151,4 +175,24 @@ type Ops interface {
 	EnableReal(ctx context.Context, vip string, addr netip.Addr) error
 	SetWeight(ctx context.Context, vip string, addr netip.Addr, weight uint32) error
 	Reload(ctx context.Context) error
+	L7Ops
+}
+
+// L7Ops are the operators' actions on the servers of the HTTP tier, by
+// backend and server name, as HAProxy's "set server BACKEND/SERVER state
+// ready|drain|maint" and "set server ... weight N". A node without an l7
+// section answers ErrNotFound. The changes last until the server leaves
+// the config, across reloads.
+type L7Ops interface {
+	L7Servers(ctx context.Context) ([]L7Server, error)
+	// DrainL7Server: no new clients; clients stuck to it by a cookie stay.
+	DrainL7Server(ctx context.Context, backend, server string) error
+	// MaintL7Server puts a server in maintenance (on) or takes it out (a
+	// drain stays): no requests at all, not even of sticky clients;
+	// checks go on but do not bring it back.
+	MaintL7Server(ctx context.Context, backend, server string, on bool) error
+	// EnableL7Server undoes drain and maintenance (HAProxy's "ready").
+	EnableL7Server(ctx context.Context, backend, server string) error
+	// SetL7Weight sets the weight, 0 to 256 (0 drains).
+	SetL7Weight(ctx context.Context, backend, server string, weight uint32) error
 }

@@ -63,6 +63,11 @@ func (k CauseKind) String() string {
 	return "CauseKind(" + strconv.Itoa(int(k)) + ")"
 }
 
+// DetailConnecting is the Detail of an HTTP check's CauseTimeout when the
+// time ran out before the TCP connection was made: a layer 4 timeout, not
+// a slow answer.
+const DetailConnecting = "connecting"
+
 // Cause says why a check passed or failed.
 type Cause struct {
 	Kind CauseKind

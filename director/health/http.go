@@ -177,11 +177,16 @@ func (c *HTTPChecker) Check(ctx context.Context) Result {
 	// The trace hooks may run on the transport's goroutines, even after
 	// RoundTrip has returned on a timeout.
 	var (
-		mu                 sync.Mutex
-		handshakeErr       error
-		gotConn, gotAnswer bool
+		mu                            sync.Mutex
+		handshakeErr                  error
+		connected, gotConn, gotAnswer bool
 	)
 	trace := &httptrace.ClientTrace{
+		ConnectDone: func(_, _ string, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			connected = connected || err == nil
+		},
 		TLSHandshakeDone: func(_ tls.ConnectionState, err error) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -217,6 +222,10 @@ func (c *HTTPChecker) Check(ctx context.Context) Result {
 		mu.Lock()
 		defer mu.Unlock()
 		switch {
+		case cause.Kind == CauseTimeout && !connected:
+			// HAProxy tells a connect timeout (L4TOUT) from a
+			// response one (L7TOUT).
+			cause.Detail = DetailConnecting
 		case cause.Kind == CauseTimeout || cause.Kind == CauseCanceled:
 		case handshakeErr != nil:
 			cause = Cause{Kind: CauseTLS, Detail: handshakeErr.Error(), Err: handshakeErr}

@@ -7,9 +7,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/directorlb/director/director/health"
@@ -355,5 +357,60 @@ func TestHTTPCheckerString(t *testing.T) {
 	}
 	if got, want := c.String(), "http HEAD https://10.0.0.1:443/healthz"; got != want {
 		t.Errorf("String() = %q, want %q", got, want)
+	}
+}
+
+// fullListener returns a loopback address whose listener never accepts and
+// whose accept queue is full: the kernel drops new SYNs, so a connection
+// attempt times out before it is made.
+func fullListener(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(sa.(*syscall.SockaddrInet4).Port))
+	for i := 0; ; i++ {
+		c, err := net.DialTimeout("tcp", addr, shortTimeout)
+		if err != nil {
+			return addr // the queue is full
+		}
+		t.Cleanup(func() { c.Close() })
+		if i == 16 {
+			t.Skip("the kernel keeps accepting connections into a listen(0) queue")
+		}
+	}
+}
+
+// A timeout before the connection is made says so (HAProxy's L4TOUT), one
+// waiting for the answer does not (L7TOUT).
+func TestHTTPCheckTimeoutPhase(t *testing.T) {
+	for _, tt := range []struct {
+		name, addr, detail string
+	}{
+		{"connecting", fullListener(t), health.DetailConnecting},
+		{"answering", silentListener(t, false), ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := health.NewHTTPChecker(health.HTTPConfig{Addr: tt.addr})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := c.Check(checkCtx(t, shortTimeout))
+			if res.Cause.Kind != health.CauseTimeout || res.Cause.Detail != tt.detail {
+				t.Errorf("cause %q (%v), want a timeout with detail %q", res.Cause, res.Cause.Err, tt.detail)
+			}
+		})
 	}
 }

@@ -2,12 +2,16 @@ package stats
 
 import (
 	"context"
+	"encoding/base64"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/directorlb/director/vmtests/browser"
@@ -69,5 +73,66 @@ func TestBigPageInBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Logf("screenshot: %s", p)
+	}
+}
+
+// TestL7ActionInBrowser puts an L7 server in maintenance from the page as
+// an admin does: tick it, pick the action, apply, accept the confirm().
+func TestL7ActionInBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a browser")
+	}
+	f := newFixture(t, nil)
+	srv := httptest.NewServer(f.h)
+	defer srv.Close()
+	ctx := browser.New(t)
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := chromedp.Do(ctx); err != nil { // the browser, started once
+		t.Fatal(err)
+	}
+	dialogs := make(chan string, 8)
+	go func() {
+		for ev, err := range chromedp.Events(ctx, page.JavascriptDialogOpening) {
+			if err != nil {
+				return
+			}
+			dialogs <- ev.Message
+			chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
+		}
+	}()
+	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("admin:s3cret"))
+	if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: network.Headers{"Authorization": auth}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(srv.URL+"/stats;norefresh"),
+		chromedp.WaitVisible(chromedp.ID("l7")),
+		chromedp.Click(chromedp.CSS(`section#l7 input[name=server][value="app1"]`)),
+		chromedp.SetValue(chromedp.CSS(`section#l7 select[name=action]`), "maint"),
+		chromedp.Click(chromedp.CSS(`section#l7 button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`p.notice`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case msg := <-dialogs:
+		if msg != "Set state to MAINT for app1 of L7 backend www?" {
+			t.Errorf("confirm() asked %q", msg)
+		}
+	default:
+		t.Error("no confirm() before the action")
+	}
+	notice, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`p.notice`)))
+	if err != nil || notice != "Set state to MAINT: done for 1 server." {
+		t.Errorf("notice %q %v", notice, err)
+	}
+	f.ops.mu.Lock()
+	defer f.ops.mu.Unlock()
+	if strings.Join(f.ops.calls, "|") != "l7 maint=true www/app1" {
+		t.Errorf("calls %v", f.ops.calls)
 	}
 }

@@ -134,6 +134,35 @@ func (f *fakeOps) SetWeight(_ context.Context, vip string, a netip.Addr, w uint3
 	return f.change(fmt.Sprintf("weight=%d", w), vip, a, func(r *api.Real) { r.Weight = w })
 }
 
+// The L7 tier's servers: app1 and app2 of backend www, as fakeL7 shows.
+func (f *fakeOps) L7Servers(context.Context) ([]api.L7Server, error) { panic("not used") }
+
+func (f *fakeOps) l7Change(op, backend, server string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, fmt.Sprintf("l7 %s %s/%s", op, backend, server))
+	if backend != "www" || server != "app1" && server != "app2" {
+		return fmt.Errorf("%w: L7 backend %s has no server %q", api.ErrNotFound, backend, server)
+	}
+	return nil
+}
+
+func (f *fakeOps) DrainL7Server(_ context.Context, backend, server string) error {
+	return f.l7Change("drain", backend, server)
+}
+
+func (f *fakeOps) MaintL7Server(_ context.Context, backend, server string, on bool) error {
+	return f.l7Change(fmt.Sprintf("maint=%v", on), backend, server)
+}
+
+func (f *fakeOps) EnableL7Server(_ context.Context, backend, server string) error {
+	return f.l7Change("enable", backend, server)
+}
+
+func (f *fakeOps) SetL7Weight(_ context.Context, backend, server string, w uint32) error {
+	return f.l7Change(fmt.Sprintf("weight=%d", w), backend, server)
+}
+
 func (f *fakeOps) addTraffic(vip, addr string, c api.Counters) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -4,10 +4,11 @@
 // it), and as HAProxy-compatible CSV (URI;csv) and JSON (URI;json).
 //
 // Users log in with HTTP basic auth; admin users may drain, enable, set the
-// weight of and put in maintenance the reals, through the same api.Ops that
-// `director ctl` uses. Each change is confirmed (a JavaScript confirm(), or
-// a confirmation page without JavaScript), protected against cross-site
-// requests (POST only, same origin, a per-user token) and logged.
+// weight of and put in maintenance the reals and the L7 tier's servers,
+// through the same api.Ops that `director ctl` uses. Each change is
+// confirmed (a JavaScript confirm(), or a confirmation page without
+// JavaScript), protected against cross-site requests (POST only, same
+// origin, a per-user token) and logged.
 package stats
 
 import (
@@ -28,6 +29,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/directorlb/director/director/api"
 	"github.com/rs/zerolog"
@@ -267,13 +269,36 @@ func actionLabel(a string) string {
 	return ""
 }
 
-// request is an admin action as posted.
+// targetKind is what admin actions apply to, with the names of its form
+// fields (and log keys) and its words for people.
+type targetKind struct {
+	Group, Item      string // form fields: vip and real, backend and server
+	GroupWord, Items string
+}
+
+var (
+	realsOfVIP = targetKind{Group: "vip", Item: "real", GroupWord: "VIP", Items: "reals"}
+	l7Servers  = targetKind{Group: "backend", Item: "server", GroupWord: "L7 backend", Items: "servers"}
+)
+
+// request is an admin action as posted: on reals of a VIP, or on servers
+// of an L7 backend.
 type request struct {
 	Action string
-	VIP    string
-	Reals  []string
+	Kind   targetKind
+	Group  string   // the VIP or the backend
+	Items  []string // the reals' addresses or the servers' names
 	Weight string
 	Token  string
+}
+
+func parseRequest(f url.Values) request {
+	kind := realsOfVIP
+	if f.Has(l7Servers.Group) {
+		kind = l7Servers
+	}
+	return request{Action: f.Get("action"), Kind: kind, Group: f.Get(kind.Group), Items: f[kind.Item],
+		Weight: f.Get("weight"), Token: f.Get("token")}
 }
 
 // post takes an admin action: checked, confirmed, applied, logged.
@@ -294,8 +319,7 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request, u User) {
 		http.Error(w, "400 Bad Request: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	req := request{Action: r.PostForm.Get("action"), VIP: r.PostForm.Get("vip"), Reals: r.PostForm["real"],
-		Weight: r.PostForm.Get("weight"), Token: r.PostForm.Get("token")}
+	req := parseRequest(r.PostForm)
 	if !hmac.Equal([]byte(req.Token), []byte(h.token(u))) {
 		log.Warn().Str("action", req.Action).Msg("stats: action refused: bad form token")
 		http.Error(w, "403 Forbidden: the form is stale or not from this page: reload the page", http.StatusForbidden)
@@ -315,21 +339,10 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request, u User) {
 	defer cancel()
 	var results []result
 	code := http.StatusOK
-	for _, s := range req.Reals {
-		addr, _ := netip.ParseAddr(s) // checked
-		var err error
-		switch req.Action {
-		case "drain":
-			err = h.src.Ops.DrainReal(ctx, req.VIP, addr)
-		case "maint":
-			err = h.src.Ops.MaintReal(ctx, req.VIP, addr, true)
-		case "ready":
-			err = h.src.Ops.EnableReal(ctx, req.VIP, addr)
-		case "weight":
-			err = h.src.Ops.SetWeight(ctx, req.VIP, addr, weight)
-		}
+	for _, s := range req.Items {
+		err := h.apply(ctx, req, s, weight)
 		ev := log.Info()
-		res := result{Real: s, Result: "done"}
+		res := result{Item: s, Result: "done"}
 		if err != nil {
 			ev = log.Warn().Err(err)
 			res.Result = err.Error()
@@ -337,12 +350,15 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request, u User) {
 				code = httpStatus(err)
 			}
 		}
-		ev.Str("action", req.Action).Str("vip", req.VIP).Str("real", s).Str("weight", req.Weight).
+		ev.Str("action", req.Action).Str(req.Kind.Group, req.Group).Str(req.Kind.Item, s).Str("weight", req.Weight).
 			Str("result", res.Result).Msg("stats: admin action")
 		results = append(results, res)
 	}
 	if code == http.StatusOK {
-		q := url.Values{"st": {"done"}, "action": {req.Action}, "n": {strconv.Itoa(len(req.Reals))}}
+		q := url.Values{"st": {"done"}, "action": {req.Action}, "n": {strconv.Itoa(len(req.Items))}}
+		if req.Kind == l7Servers {
+			q.Set("of", l7Servers.Items)
+		}
 		http.Redirect(w, r, h.cfg.URI+"?"+q.Encode(), http.StatusSeeOther)
 		return
 	}
@@ -350,23 +366,56 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request, u User) {
 	h.render(w, w, "result", &resultPage{base: h.base(u), Request: req, Label: actionLabel(req.Action), Results: results})
 }
 
+// apply takes a checked request's action on one of its items.
+func (h *Handler) apply(ctx context.Context, req request, item string, weight uint32) error {
+	ops := h.src.Ops
+	if req.Kind == l7Servers {
+		k := itemOps[string]{ops.DrainL7Server, ops.EnableL7Server, ops.MaintL7Server, ops.SetL7Weight}
+		return k.do(ctx, req.Action, req.Group, item, weight)
+	}
+	addr, _ := netip.ParseAddr(item) // checked
+	k := itemOps[netip.Addr]{ops.DrainReal, ops.EnableReal, ops.MaintReal, ops.SetWeight}
+	return k.do(ctx, req.Action, req.Group, addr, weight)
+}
+
+// itemOps are the api.Ops methods of the actions on one kind of item,
+// named by T in a group: reals by address in a VIP, servers by name in
+// an L7 backend.
+type itemOps[T any] struct {
+	drain, ready func(ctx context.Context, group string, item T) error
+	maint        func(ctx context.Context, group string, item T, on bool) error
+	weight       func(ctx context.Context, group string, item T, weight uint32) error
+}
+
+func (k itemOps[T]) do(ctx context.Context, action, group string, item T, weight uint32) error {
+	switch action {
+	case "drain":
+		return k.drain(ctx, group, item)
+	case "maint":
+		return k.maint(ctx, group, item, true)
+	case "ready":
+		return k.ready(ctx, group, item)
+	}
+	return k.weight(ctx, group, item, weight)
+}
+
 // check validates a request; it returns the weight for "weight".
 func (req request) check() (uint32, error) {
 	if actionLabel(req.Action) == "" {
 		return 0, fmt.Errorf("unknown action %q", req.Action)
 	}
-	if req.VIP == "" {
-		return 0, errors.New("no VIP")
+	if req.Group == "" {
+		return 0, errors.New("no " + req.Kind.GroupWord)
 	}
-	if len(req.Reals) == 0 {
-		return 0, errors.New("no real selected")
+	if len(req.Items) == 0 {
+		return 0, fmt.Errorf("no %s selected", req.Kind.Item)
 	}
-	if len(req.Reals) > 4096 {
-		return 0, errors.New("too many reals")
+	if len(req.Items) > 4096 {
+		return 0, errors.New("too many " + req.Kind.Items)
 	}
-	for _, s := range req.Reals {
-		if _, err := netip.ParseAddr(s); err != nil {
-			return 0, fmt.Errorf("%q is not an IP address", s)
+	for _, s := range req.Items {
+		if err := req.Kind.checkItem(s); err != nil {
+			return 0, err
 		}
 	}
 	if req.Action != "weight" {
@@ -377,6 +426,21 @@ func (req request) check() (uint32, error) {
 		return 0, fmt.Errorf("weight %q: want 0 to 256", req.Weight)
 	}
 	return uint32(n), nil
+}
+
+// checkItem validates a real's address or a server's name (config
+// names: printable, not long).
+func (k targetKind) checkItem(s string) error {
+	if k == realsOfVIP {
+		if _, err := netip.ParseAddr(s); err != nil {
+			return fmt.Errorf("%q is not an IP address", s)
+		}
+		return nil
+	}
+	if s == "" || len(s) > 256 || strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		return fmt.Errorf("%q is not a server name", s)
+	}
+	return nil
 }
 
 // sameOrigin refuses a POST that a browser says comes from another site.
@@ -423,8 +487,12 @@ func notice(q url.Values) string {
 	if label == "" || err != nil || n < 1 {
 		return ""
 	}
-	if n == 1 {
-		return label + ": done for 1 real."
+	kind := realsOfVIP
+	if q.Get("of") == l7Servers.Items {
+		kind = l7Servers
 	}
-	return label + ": done for " + strconv.Itoa(n) + " reals."
+	if n == 1 {
+		return label + ": done for 1 " + kind.Item + "."
+	}
+	return label + ": done for " + strconv.Itoa(n) + " " + kind.Items + "."
 }

@@ -444,3 +444,119 @@ func TestGzip(t *testing.T) {
 		t.Errorf("gzip: %d %v", w.Code, w.Header())
 	}
 }
+
+// l7Form is what the page's form of an L7 backend posts.
+func (f *fixture) l7Form(user, action, weight string, confirmed bool, servers ...string) url.Values {
+	v := f.adminForm(user, action, weight, confirmed)
+	v.Del("vip")
+	v.Set("backend", "www")
+	v["server"] = servers
+	return v
+}
+
+// The L7 tier's servers take the same actions, with the same checks, as
+// the reals.
+func TestL7AdminActions(t *testing.T) {
+	f := newFixture(t, nil)
+	origin := []string{"Origin", "http://lb.example:8404", "Sec-Fetch-Site", "same-origin"}
+	post := func(user, pass string, form url.Values, hdr ...string) *httptest.ResponseRecorder {
+		return f.do(http.MethodPost, "/stats", user, pass, form, hdr...)
+	}
+
+	// The form: for admins only.
+	l7 := regexp.MustCompile(`(?s)<form method="post" action="/stats" class="admin">\s*<table class="grid l7" data-proxy="www">.*?</form>`).
+		FindString(f.get("/stats", "admin"))
+	for _, want := range []string{`<input type="checkbox" name="server" value="app1"`, `<input type="checkbox" name="server" value="app2"`,
+		`name="backend" value="www"`, `name="token" value="` + f.h.token(users[0]) + `"`, "Choose an action for the selected servers",
+		`<option value="maint">Set state to MAINT</option>`, `name="weight"`} {
+		if !strings.Contains(l7, want) {
+			t.Errorf("the admin's L7 form has no %q:\n%s", want, l7)
+		}
+	}
+	if page := f.get("/stats", "viewer"); strings.Contains(page, `name="server"`) || strings.Contains(page, `name="backend"`) ||
+		strings.Contains(page, `class="sel"`) {
+		t.Error("the read-only user's page has the L7 admin form")
+	}
+
+	// Refused before anything is done.
+	for _, c := range []struct {
+		name, user, pass string
+		form             url.Values
+		hdr              []string
+		want             int
+	}{
+		{"read-only user", "viewer", "look", f.l7Form("viewer", "maint", "", true, "app1"), origin, 403},
+		{"no credentials", "", "", f.l7Form("admin", "maint", "", true, "app1"), origin, 401},
+		{"another origin", "admin", "s3cret", f.l7Form("admin", "maint", "", true, "app1"), []string{"Origin", "http://evil.example"}, 403},
+		{"cross-site fetch", "admin", "s3cret", f.l7Form("admin", "maint", "", true, "app1"), []string{"Sec-Fetch-Site", "cross-site"}, 403},
+		{"no token", "admin", "s3cret", url.Values{"action": {"maint"}, "backend": {"www"}, "server": {"app1"}, "confirmed": {"1"}}, origin, 403},
+		{"another user's token", "admin", "s3cret", f.l7Form("viewer", "maint", "", true, "app1"), origin, 403},
+		{"unknown action", "admin", "s3cret", f.l7Form("admin", "remove", "", true, "app1"), origin, 400},
+		{"no server", "admin", "s3cret", f.l7Form("admin", "drain", "", true), origin, 400},
+		{"no backend", "admin", "s3cret", url.Values{"action": {"drain"}, "backend": {""}, "server": {"app1"},
+			"token": {f.h.token(users[0])}, "confirmed": {"1"}}, origin, 400},
+		{"not a name", "admin", "s3cret", f.l7Form("admin", "drain", "", true, "app1\x00"), origin, 400},
+		{"weight out of range", "admin", "s3cret", f.l7Form("admin", "weight", "257", true, "app1"), origin, 400},
+	} {
+		if w := post(c.user, c.pass, c.form, c.hdr...); w.Code != c.want {
+			t.Errorf("%s: %d, want %d: %s", c.name, w.Code, c.want, w.Body)
+		}
+	}
+	if len(f.ops.calls) != 0 {
+		t.Fatalf("refused requests called ops: %v", f.ops.calls)
+	}
+
+	// Without JavaScript: a confirmation page first, nothing done.
+	w := post("admin", "s3cret", f.l7Form("admin", "maint", "", false, "app1", "app2"), origin...)
+	body := w.Body.String()
+	for _, want := range []string{"Set state to MAINT for these servers of L7 backend <b>www</b>", `<li>app2</li>`,
+		`<input type="hidden" name="backend" value="www">`, `<input type="hidden" name="server" value="app1">`, `name="confirmed" value="1"`} {
+		if w.Code != 200 || !strings.Contains(body, want) {
+			t.Errorf("confirmation page: %d, no %q:\n%s", w.Code, want, body)
+		}
+	}
+	if len(f.ops.calls) != 0 {
+		t.Fatalf("unconfirmed action called ops: %v", f.ops.calls)
+	}
+
+	// Confirmed: done, logged, back to the page with a notice.
+	w = post("admin", "s3cret", f.l7Form("admin", "maint", "", true, "app1", "app2"), origin...)
+	if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/stats?action=maint&n=2&of=servers&st=done" {
+		t.Fatalf("maint: %d %q %s", w.Code, w.Header().Get("Location"), w.Body)
+	}
+	if page := f.get(w.Header().Get("Location"), "admin"); !strings.Contains(page, "Set state to MAINT: done for 2 servers.") {
+		t.Error("no notice after the action")
+	}
+	for _, c := range []struct{ action, weight string }{{"drain", ""}, {"ready", ""}, {"weight", "7"}} {
+		if w := post("admin", "s3cret", f.l7Form("admin", c.action, c.weight, true, "app2")); w.Code != http.StatusSeeOther {
+			t.Fatalf("%s: %d %s", c.action, w.Code, w.Body)
+		}
+	}
+	want := []string{"l7 maint=true www/app1", "l7 maint=true www/app2", "l7 drain www/app2", "l7 enable www/app2", "l7 weight=7 www/app2"}
+	if strings.Join(f.ops.calls, "|") != strings.Join(want, "|") {
+		t.Errorf("calls %v\nwant  %v", f.ops.calls, want)
+	}
+	var logged int
+	for _, line := range strings.Split(strings.TrimSpace(f.log.String()), "\n") {
+		var e map[string]any
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if e["message"] == "stats: admin action" {
+			logged++
+			if e["user"] != "admin" || e["backend"] != "www" || e["server"] == nil || e["result"] != "done" || e["vip"] != nil {
+				t.Errorf("log line %v", e)
+			}
+		}
+	}
+	if logged != 5 {
+		t.Errorf("%d actions logged, want 5:\n%s", logged, f.log)
+	}
+
+	// A failure shows what was and was not done.
+	w = post("admin", "s3cret", f.l7Form("admin", "drain", "", true, "app1", "nosuch"), origin...)
+	if w.Code != http.StatusNotFound || !strings.Contains(w.Body.String(), `L7 backend www has no server &#34;nosuch&#34;`) ||
+		!strings.Contains(w.Body.String(), "<th>server</th>") || !strings.Contains(w.Body.String(), "app1</td><td>done") {
+		t.Errorf("partial failure: %d %s", w.Code, w.Body)
+	}
+}

@@ -39,8 +39,15 @@ var templates = template.Must(template.New("").Funcs(template.FuncMap{
 	"anchor":  anchor,
 	"brate":   func(v float64) string { return humanBytes(uint64(v+0.5)) + "/s" },
 	"mulDur":  func(d time.Duration, n int) time.Duration { return d * time.Duration(n) },
-	"l7row": func(p *pageData, name string, r any, class string) l7RowView {
-		v := l7RowView{Name: name, Class: class, Now: p.Time}
+	"actionsFor": func(p *pageData, group, name string) actionsView {
+		kind := realsOfVIP
+		if group == l7Servers.Group {
+			kind = l7Servers
+		}
+		return actionsView{Kind: kind, Group: name, Token: p.Token}
+	},
+	"l7row": func(p *pageData, px Proxy, name string, r any, class string) l7RowView {
+		v := l7RowView{Name: name, Class: class, Now: p.Time, Select: p.Admin && len(px.Servers) > 0}
 		switch r := r.(type) {
 		case *Row:
 			v.Row = *r
@@ -51,11 +58,19 @@ var templates = template.Must(template.New("").Funcs(template.FuncMap{
 	},
 }).Parse(pageHTML))
 
-// l7RowView is one row of an L7 proxy's table.
+// l7RowView is one row of an L7 proxy's table. Select: the table has a
+// column of check boxes, for an admin to pick servers.
 type l7RowView struct {
 	Row         Row
 	Name, Class string
 	Now         time.Time
+	Select      bool
+}
+
+// actionsView is the admin's action bar under a table of reals or servers.
+type actionsView struct {
+	Kind         targetKind
+	Group, Token string
 }
 
 // base is what every page of the handler shows.
@@ -179,7 +194,7 @@ type confirmPage struct {
 	Label   string
 }
 
-type result struct{ Real, Result string }
+type result struct{ Item, Result string }
 
 type resultPage struct {
 	base

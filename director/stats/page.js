@@ -9,12 +9,15 @@
   document.addEventListener("submit", function (e) {
     var f = e.target;
     if (!f.classList.contains("admin")) { return; }
-    var reals = Array.prototype.map.call(f.querySelectorAll("input[name=real]:checked"), function (x) { return x.value; });
-    if (reals.length === 0) { e.preventDefault(); alert("Select at least one real first."); return; }
+    // The reals of a VIP, or the servers of an L7 backend.
+    var l7 = !f.elements.vip, item = l7 ? "server" : "real";
+    var group = l7 ? "L7 backend " + f.elements.backend.value : "VIP " + f.elements.vip.value;
+    var items = Array.prototype.map.call(f.querySelectorAll("input[name=" + item + "]:checked"), function (x) { return x.value; });
+    if (items.length === 0) { e.preventDefault(); alert("Select at least one " + item + " first."); return; }
     var sel = f.elements.action;
     var what = sel.options[sel.selectedIndex].text;
     if (sel.value === "weight") { what += " to " + f.elements.weight.value; }
-    if (!confirm(what + " for " + reals.join(", ") + " of VIP " + f.elements.vip.value + "?")) { e.preventDefault(); return; }
+    if (!confirm(what + " for " + items.join(", ") + " of " + group + "?")) { e.preventDefault(); return; }
     f.elements.confirmed.value = "1";
   });
 
@@ -23,7 +26,7 @@
   if (live) { live.hidden = false; }
   function busy() {
     if (auto && !auto.checked) { return true; }
-    if (document.querySelector("main input[name=real]:checked")) { return true; }
+    if (document.querySelector("main input[name=real]:checked, main input[name=server]:checked")) { return true; }
     var a = document.activeElement;
     return a && a.closest && a.closest("main form") !== null;
   }

@@ -32,7 +32,8 @@ func backendConfig(c config.L7Backend) l7.BackendConfig {
 		bc.Retries = -1 // the l7 package's "none"
 	}
 	for _, s := range c.Servers {
-		bc.Servers = append(bc.Servers, l7.ServerConfig{Name: s.Name, Addr: s.Addr.String(), Weight: s.Weight, Cookie: s.Cookie})
+		bc.Servers = append(bc.Servers, l7.ServerConfig{Name: s.Name, Addr: s.Addr.String(), Weight: s.Weight, Cookie: s.Cookie,
+			Check: checkKind(s.Check.Type)})
 	}
 	if ck := c.Cookie; ck != nil {
 		bc.Cookie = &l7.CookieConfig{Name: ck.Name, Mode: ck.Mode, NoCache: ck.NoCache, MaxIdle: ck.MaxIdle, MaxLife: ck.MaxLife,
@@ -40,6 +41,19 @@ func backendConfig(c config.L7Backend) l7.BackendConfig {
 			NoIndirect: ck.Mode == "insert" && !ck.Indirect, Domains: ck.Domains, Attrs: ck.Attrs}
 	}
 	return bc
+}
+
+// checkKind is how the stats report a server's checks.
+func checkKind(t config.CheckType) l7.CheckKind {
+	switch t {
+	case config.TCPCheck:
+		return l7.CheckTCP
+	case config.HTTPCheck, config.HTTPSCheck:
+		return l7.CheckHTTP
+	case config.CommandCheck:
+		return l7.CheckCommand
+	}
+	return l7.NoCheck
 }
 
 // balance is the l7 package's HAProxy-style "balance" line.

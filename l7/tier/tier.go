@@ -64,7 +64,10 @@ func New(cfg *config.L7, log zerolog.Logger) (*Tier, error) {
 // Reload replaces the running section with cfg: listeners that stay are
 // kept (no connection refused during the swap), new ones are opened,
 // removed ones closed, and every frontend is rebuilt, its predecessor
-// finishing the requests it has. On error the running section is left as
+// finishing the requests it has. Servers that stay, by backend and server
+// name, keep what operators set on them (see l7.Backend.KeepAdmin); a
+// server the new section drops loses it, and comes back as configured if
+// a later reload brings it back. On error the running section is left as
 // it was.
 func (t *Tier) Reload(cfg *config.L7) error { return t.apply(cfg) }
 
@@ -78,6 +81,11 @@ func (t *Tier) apply(cfg *config.L7) error {
 		b, err := l7.NewBackend(backendConfig(bc))
 		if err != nil {
 			return fmt.Errorf("backend %s: %w", bc.Name, err)
+		}
+		// Under t.mu, which the operators' changes take too: none
+		// lands on the old backend after this copy.
+		if old := t.backend(bc.Name); old != nil {
+			b.KeepAdmin(old)
 		}
 		backends[bc.Name] = b
 		all = append(all, b)
@@ -212,6 +220,17 @@ func (t *Tier) monitor(cfg *config.L7, backends []*l7.Backend) (*health.Monitor,
 		}
 	}
 	return m, nil
+}
+
+// backend returns the running backend named name, nil if none. t.mu is
+// held.
+func (t *Tier) backend(name string) *l7.Backend {
+	for _, b := range t.backends {
+		if b.Name() == name {
+			return b
+		}
+	}
+	return nil
 }
 
 // Backends returns the running backends, for stats and operators.
