@@ -83,6 +83,7 @@ type txn struct {
 	srv        *server
 	fromServer bool // the response is srv's
 	gotHeaders bool // the server's response headers came
+	sentBody   bool // the request's body was read to its end and sent
 	status     int
 	retries    int
 	ts         [4]byte // termination state; 0: not set yet
@@ -138,7 +139,7 @@ func (tx *txn) begin(now time.Time) {
 	tx.state = txActive
 	tx.start, tx.headers, tx.t1 = now, time.Time{}, time.Time{}
 	tx.tw, tx.tc, tx.tr = -1, -1, -1
-	tx.be, tx.srv, tx.fromServer, tx.gotHeaders = nil, nil, false, false
+	tx.be, tx.srv, tx.fromServer, tx.gotHeaders, tx.sentBody = nil, nil, false, false, false
 	tx.status, tx.retries = 0, 0
 	tx.ts = [4]byte{}
 	tx.line = tx.line[:0]

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 )
 
@@ -63,10 +64,73 @@ func TestServeAllocs(t *testing.T) {
 	}
 }
 
+// TestChunkedRequestAllocs checks that the framer's checks of a chunked
+// request and its forwarding allocate nothing: a body in the header's packet, held and
+// checked when the handler resumes the framer, and a body that comes
+// after the header, checked as the transport reads it.
+func TestChunkedRequestAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under the race detector")
+	}
+	// The transport sends the body as one chunk and the last chunk.
+	addr := startCannedServerEnd(t, "\r\n0\r\n\r\n")
+	be, err := NewBackend(BackendConfig{Name: "web", Servers: []ServerConfig{{Name: "a", Addr: addr}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, feAddr := serveFrontend(t, FrontendConfig{Name: "fe", Backend: be, Logger: zerolog.Nop()})
+	c, err := net.Dial("tcp", feAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	head := []byte("POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+	body := []byte("5;a=b\r\nhello\r\n6 ; q=\"x y\"\r\n world\r\n0\r\nX-T: 1\r\n\r\n")
+	whole := append(append([]byte(nil), head...), body...)
+	buf := make([]byte, 4096)
+	for _, split := range []bool{false, true} {
+		run := func() {
+			if split {
+				c.Write(head)
+				time.Sleep(50 * time.Microsecond)
+				c.Write(body)
+			} else if _, err := c.Write(whole); err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for !bytes.HasSuffix(buf[:n], []byte("hello")) {
+				m, err := c.Read(buf[n:])
+				if err != nil {
+					t.Fatal(err)
+				}
+				n += m
+			}
+			if !bytes.HasPrefix(buf[:n], []byte("HTTP/1.1 200")) {
+				t.Fatalf("response %q", buf[:n])
+			}
+		}
+		for range 10 {
+			run()
+		}
+		// fasthttp allocates one: acquireRequestStream's bytes.Reader,
+		// for every request body it streams.
+		if n := testing.AllocsPerRun(200, run); n > 1 {
+			t.Errorf("split %v: %.2f allocations per request, want 1", split, n)
+		}
+	}
+}
+
 // startCannedServer answers every request (without body) with the same
 // response and allocates nothing per request, so that AllocsPerRun counts
 // the proxy only.
 func startCannedServer(t *testing.T) string {
+	t.Helper()
+	return startCannedServerEnd(t, "\r\n\r\n")
+}
+
+// startCannedServerEnd is startCannedServer for requests that end with
+// end.
+func startCannedServerEnd(t *testing.T, end string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -91,14 +155,14 @@ func startCannedServer(t *testing.T) string {
 					}
 					n += m
 					for {
-						i := bytes.Index(buf[:n], []byte("\r\n\r\n"))
+						i := bytes.Index(buf[:n], []byte(end))
 						if i < 0 {
 							break
 						}
 						if _, err := c.Write(resp); err != nil {
 							return
 						}
-						n = copy(buf, buf[i+4:n])
+						n = copy(buf, buf[i+len(end):n])
 					}
 				}
 			}()

@@ -150,16 +150,29 @@
 // those beyond wait in the kernel's backlog, as with HAProxy's maxconn.
 //
 // Request smuggling: framing that a server or another proxy could read
-// differently is refused with 400 and a close, and nothing is sent on.
-// fasthttp refuses two Content-Lengths, a list or sign in one, codings
-// other than chunked and identity, control characters, and chunk sizes
-// that are not hex or overflow (seen when the body is forwarded, which
-// the transport tells apart from a server's failure); checkHeader
-// (validate.go) refuses what fasthttp lets through: Content-Length with
+// differently is refused with 400 and a close. fasthttp refuses two
+// Content-Lengths, a list or sign in one, codings other than chunked and
+// identity, and control characters; checkHeader (validate.go) refuses what
+// it lets through in the header section: Content-Length with
 // Transfer-Encoding, Transfer-Encoding other than one "chunked", folded
 // lines, bare LF line ends, spaces in names and several Hosts. fasthttp
-// still reads anything between a chunk size and its CR as an extension
-// ("5zz" is 5), and a request line ended by a bare LF.
+// does not keep the request line and reads chunk-size lines leniently
+// ("5zz" is 5), so the framer (framing.go) checks the raw bytes of every
+// HTTP/1 client connection (the plaintext with TLS) as they are read,
+// before fasthttp parses them: the request line and header lines end with
+// CRLF, and chunked bodies follow RFC 9112's grammar (sizes of 1 to 16 hex
+// digits, of which fasthttp reads 15, extensions of tokens and quoted
+// strings, CRLF after sizes and data, trailer lines of a token, a colon
+// and a value). What a client sent along with the header is checked before
+// anything is forwarded; the rest of a chunked body as the transport reads
+// it, so a server is sent nothing of a malformed body that fits, with the
+// header, in what the transport holds back (captureLimit, 16 KB), and gets
+// a larger one cut short with its connection closed. A request whose body
+// was not read to its end (the frontend answered it itself, or the server
+// failed) closes the client connection, so that no part of a body is ever
+// read as a request. The framer costs a plain keep-alive GET one IndexByte
+// per line (about 80 ns for 270 bytes, BenchmarkFramerGet) and allocates
+// nothing.
 //
 // Upgrade: a request with Connection: upgrade and an Upgrade header is
 // forwarded with both; on 101 the server connection leaves the pool and

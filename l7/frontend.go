@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -94,6 +95,9 @@ type Frontend struct {
 	name    string
 	access  *zerolog.Logger
 	st      frontendStats // stats.go
+	// held pools the framers' buffers (framing.go): a connection needs
+	// one only while a client has sent ahead of its handler.
+	held sync.Pool // *heldBuf
 }
 
 // NewFrontend returns a frontend.
@@ -187,13 +191,20 @@ func (f *Frontend) handle(ctx *fasthttp.RequestCtx) {
 	if tc != nil {
 		tc.setPhase(phaseBody)
 	}
-	if f.admit(ctx) {
+	if f.admit(ctx, tc) {
 		if f.certs != nil {
 			// The servers speak plain HTTP: fasthttp's client refuses a
 			// request whose URI says https.
 			ctx.Request.URI().SetScheme("http")
 		}
 		f.serveRequest(ctx)
+		if tc != nil && tc.tx != nil && !tc.tx.sentBody && ctx.Request.IsBodyStream() &&
+			ctx.Request.Header.ContentLength() != 0 {
+			// The body was not read to its end (the frontend answered
+			// itself, or the server failed): the engine would read the
+			// rest of it as the next request.
+			ctx.SetConnectionClose()
+		}
 	}
 	if tc != nil {
 		tc.setPhase(phaseIdle)
@@ -201,12 +212,19 @@ func (f *Frontend) handle(ctx *fasthttp.RequestCtx) {
 }
 
 // admit rejects what must not reach a server: malformed framing (400,
-// see checkHeader) and bodies larger than MaxBodySize (413). A chunked
-// body is counted as it is forwarded: the transport finds the limit in the
-// request's user value bodyLimitKey.
-func (f *Frontend) admit(ctx *fasthttp.RequestCtx) bool {
+// see checkHeader and, on the client connection tc, framer.resume) and
+// bodies larger than MaxBodySize (413). A chunked body is counted and its
+// end checked as it is forwarded: the transport finds the limit in the
+// request's user value bodyLimitKey, the framer in framingKey.
+func (f *Frontend) admit(ctx *fasthttp.RequestCtx, tc *timeoutConn) bool {
 	h := &ctx.Request.Header
-	if err := checkHeader(h.RawHeaders()); err != nil {
+	err := checkHeader(h.RawHeaders())
+	if err == nil && tc != nil {
+		if err = tc.req.resume(h.ContentLength()); err == nil && h.ContentLength() == -1 {
+			ctx.SetUserValue(framingKey{}, &tc.req)
+		}
+	}
+	if err != nil {
 		reject(ctx, fasthttp.StatusBadRequest)
 		f.rejected(ctx, 'P', 'R', false)
 		return false

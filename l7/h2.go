@@ -63,6 +63,7 @@ func (f *Frontend) serveH2Conn(c net.Conn) error {
 		return nil
 	}
 	tl.tc.yield, tl.tc.wrote, tl.tc.phased = false, false, false
+	tl.tc.req.stop() // http2 frames its messages itself
 	ctx := context.WithValue(context.Background(), h2ConnKey{}, &h2Conn{tl.Conn})
 	f.h2.srv.ServeConn(c, &http2.ServeConnOpts{Context: ctx, BaseConfig: f.h2.base, Handler: f.h2.base.Handler})
 	return nil

@@ -58,9 +58,16 @@ func (l *listener) Accept() (net.Conn, error) {
 			tc.phaseDL = time.Now().Add(tc.reqTimeout)
 		}
 	}
+	// What the framer may hold ahead of a handler: the rest of the read
+	// that ended the header section, and what the engine reads before
+	// calling the handler (up to 8 KB of a body, in reads of up to a
+	// buffer, or of chunkBuf when the transport reads a body into its
+	// own buffer), with room to spare.
+	tc.req.start(&f.held, 2*max(f.cfg.MaxHeaderSize, chunkBuf)+16<<10)
 	if f.certs != nil {
 		return &tlsConn{Conn: tls.Server(tc, f.tlsConfig), tc: tc}, nil
 	}
+	tc.framed = true
 	return tc, nil
 }
 

@@ -186,6 +186,10 @@ func (b *Backend) upgrade(ctx *fasthttp.RequestCtx, tc *timeoutConn, st serverTu
 	if tc != nil && tc.tunnelTimeout > 0 {
 		timeout = tc.tunnelTimeout
 	}
+	if tc != nil {
+		// From now on the client sends another protocol.
+		tc.req.stop()
+	}
 	client := ctx.Conn()
 	ctx.Hijack(func(hj net.Conn) { splice(hj, client, tc, st, timeout) })
 }

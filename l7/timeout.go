@@ -26,8 +26,9 @@ import (
 // On the client side it also carries per-connection state for the
 // handler, which the engine runs for one request of a connection at a
 // time: the client's address as X-Forwarded-For wants it, formatted once,
-// and a scratch buffer. On the server side it can hold a request back and
-// send it with sendAndAwait.
+// a scratch buffer, and the framer that checks the requests' raw framing
+// (framing.go). On the server side it can hold a request back and send it
+// with sendAndAwait.
 type timeoutConn struct {
 	net.Conn
 	timeout, slack time.Duration // no timeout if 0
@@ -56,6 +57,11 @@ type timeoutConn struct {
 	phaseDL               time.Time
 	// tunnelTimeout replaces timeout once the connection is upgraded.
 	tunnelTimeout time.Duration
+	// req checks the raw requests of a client connection; framed: Read
+	// feeds it (plain HTTP; with TLS, tlsConn.Read feeds it the
+	// plaintext).
+	req    framer
+	framed bool
 
 	// Server side: while capture is set, writes are collected in out
 	// (up to captureLimit) for sendAndAwait.
@@ -137,12 +143,25 @@ func (c *timeoutConn) touch(read bool) error {
 	return c.Conn.SetWriteDeadline(*dl)
 }
 
-// Read reads, first yielding to other goroutines if the connection has
+// Read reads and, on a plain client connection, lets the framer check
+// what was read before the engine parses it.
+func (c *timeoutConn) Read(b []byte) (int, error) {
+	if !c.framed {
+		return c.read(b)
+	}
+	if err := c.req.failed(); err != nil {
+		return 0, err
+	}
+	n, err := c.read(b)
+	return c.req.read(b, n, err)
+}
+
+// read reads, first yielding to other goroutines if the connection has
 // just written a response: a read right away mostly finds nothing yet and
 // costs a system call that fails with EAGAIN before the goroutine waits,
 // while on a busy proxy other goroutines have work, and by the time they
 // are done the client's next request is often there.
-func (c *timeoutConn) Read(b []byte) (int, error) {
+func (c *timeoutConn) read(b []byte) (int, error) {
 	if c.wrote {
 		c.wrote = false
 		runtime.Gosched()

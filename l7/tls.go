@@ -123,6 +123,15 @@ type tlsConn struct {
 // a second. Responses are delimited, so the alert tells a client nothing.
 func (c *tlsConn) Close() error { return c.tc.Close() }
 
+// Read reads plaintext and lets the framer check it.
+func (c *tlsConn) Read(b []byte) (int, error) {
+	if err := c.tc.req.failed(); err != nil {
+		return 0, err
+	}
+	n, err := c.Conn.Read(b)
+	return c.tc.req.read(b, n, err)
+}
+
 // clientConn returns the timeoutConn under a client connection as the
 // frontend accepted it, or nil (an HTTP/2 stream, a test's connection).
 func clientConn(c net.Conn) *timeoutConn {

@@ -113,6 +113,11 @@ func (t *transport[C]) roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request,
 	if err == nil && tc != nil {
 		err = tc.sendAndAwait()
 	}
+	if err == nil && tx != nil {
+		// The body, if any, was read to its end: the client connection
+		// can be kept (Frontend.handle).
+		tx.sentBody = true
+	}
 	if err != nil {
 		if tc != nil {
 			tc.capture = false
@@ -204,7 +209,6 @@ func (t *transport[C]) writeChunked(bw *bufio.Writer, req *fasthttp.Request) err
 	defer t.bufs.Put(buf)
 	body := req.BodyStream()
 	var total int64
-	var size [16]byte
 	for {
 		n, err := body.Read(buf[:])
 		if n > 0 {
@@ -212,7 +216,9 @@ func (t *transport[C]) writeChunked(bw *bufio.Writer, req *fasthttp.Request) err
 			if limit >= 0 && total > limit {
 				return &clientBodyError{errBodyLimit}
 			}
-			bw.Write(strconv.AppendInt(size[:0], int64(n), 16))
+			// Formatted in bw's own buffer: a local array would escape
+			// through Write and cost an allocation per request.
+			bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(n), 16))
 			bw.WriteString("\r\n")
 			bw.Write(buf[:n])
 			if _, werr := bw.WriteString("\r\n"); werr != nil {
@@ -220,6 +226,13 @@ func (t *transport[C]) writeChunked(bw *bufio.Writer, req *fasthttp.Request) err
 			}
 		}
 		if err == io.EOF {
+			// The engine may take a read that failed at the start of
+			// the trailer section for its end: ask the framer.
+			if f, ok := req.UserValue(framingKey{}).(*framer); ok {
+				if ferr := f.chunkedEnd(); ferr != nil {
+					return &clientBodyError{ferr}
+				}
+			}
 			_, err = bw.WriteString("0\r\n\r\n")
 			return err
 		}

@@ -32,9 +32,11 @@ var (
 //   - more than one Host (RFC 9112 section 3.2).
 //
 // fasthttp itself refuses two Content-Lengths, a list in one
-// ("5, 6"), other codings than chunked and identity, control characters
-// in names and values, and chunk sizes that do not start with a hex digit
-// or overflow. checkHeader reads the bytes once and allocates nothing.
+// ("5, 6"), other codings than chunked and identity, and control
+// characters in names and values. The request line, which fasthttp does
+// not keep, and chunked bodies are checked on the connection's raw bytes
+// by the framer (framing.go). checkHeader reads the bytes once and
+// allocates nothing.
 func checkHeader(raw []byte) error {
 	var cl, te, host int
 	for len(raw) > 0 {
