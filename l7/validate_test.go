@@ -88,7 +88,13 @@ func rawRequest(t *testing.T, addr, raw string, checkClose bool) (*http.Response
 	if _, err := io.WriteString(c, raw); err != nil {
 		t.Fatal(err)
 	}
-	br := bufio.NewReader(c)
+	return readAnswer(t, bufio.NewReader(c), checkClose)
+}
+
+// readAnswer reads a response from br and, if checkClose, whether the
+// connection was closed after it.
+func readAnswer(t *testing.T, br *bufio.Reader, checkClose bool) (*http.Response, bool) {
+	t.Helper()
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
 		t.Fatalf("reading the response: %v", err)
@@ -232,17 +238,7 @@ func slowRequest(t *testing.T, addr, raw string, split int, checkClose bool) (*h
 		}
 	}
 	c.SetDeadline(time.Now().Add(10 * time.Second))
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatalf("reading the response: %v", err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if !checkClose {
-		return resp, false
-	}
-	_, err = br.ReadByte()
-	return resp, err == io.EOF || errors.Is(err, syscall.ECONNRESET)
+	return readAnswer(t, br, checkClose)
 }
 
 // TestChunkedBodiesForwarded checks that well-formed chunked bodies, with

@@ -2,7 +2,6 @@ package vmtests
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/network"
-	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/directorlb/director/director/api"
 	"github.com/directorlb/director/director/stats"
@@ -114,33 +111,13 @@ func TestStatsPageInBrowser(t *testing.T) {
 	bctx := browser.New(t)
 	bctx, cancel := context.WithTimeout(bctx, 90*time.Second)
 	defer cancel()
-	// Start the browser here, once: a first use from two goroutines would
-	// start two browsers on one profile.
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatal(err)
-	}
-	// Accept every confirm(), noting what it asked.
-	dialogs := make(chan string, 8)
-	go func() {
-		for ev, err := range chromedp.Events(bctx, page.JavascriptDialogOpening) {
-			if err != nil {
-				return
-			}
-			dialogs <- ev.Message
-			chromedp.Call(bctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
-		}
-	}()
-	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("admin:director"))
+	dialogs := browser.Admin(t, bctx, "admin", "director")
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	_, err = chromedp.Call(bctx, network.Enable, network.EnableParams{})
-	must(err)
-	_, err = chromedp.Call(bctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: network.Headers{"Authorization": auth}})
-	must(err)
 	must(chromedp.Do(bctx, chromedp.Navigate(base), chromedp.WaitVisible(chromedp.ID("summary"))))
 	node, err := chromedp.Run(bctx, chromedp.Text(chromedp.ID("node")))
 	must(err)

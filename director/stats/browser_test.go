@@ -2,7 +2,6 @@ package stats
 
 import (
 	"context"
-	"encoding/base64"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -10,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/network"
-	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/directorlb/director/vmtests/browser"
@@ -88,26 +85,7 @@ func TestL7ActionInBrowser(t *testing.T) {
 	ctx := browser.New(t)
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if err := chromedp.Do(ctx); err != nil { // the browser, started once
-		t.Fatal(err)
-	}
-	dialogs := make(chan string, 8)
-	go func() {
-		for ev, err := range chromedp.Events(ctx, page.JavascriptDialogOpening) {
-			if err != nil {
-				return
-			}
-			dialogs <- ev.Message
-			chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
-		}
-	}()
-	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("admin:s3cret"))
-	if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: network.Headers{"Authorization": auth}}); err != nil {
-		t.Fatal(err)
-	}
+	dialogs := browser.Admin(t, ctx, "admin", "s3cret")
 	if err := chromedp.Do(ctx,
 		chromedp.Navigate(srv.URL+"/stats;norefresh"),
 		chromedp.WaitVisible(chromedp.ID("l7")),

@@ -77,6 +77,22 @@ func (f *fixture) do(method, target, user, pass string, form url.Values, hdr ...
 	return w
 }
 
+// actionsLogged returns the log's "stats: admin action" lines.
+func (f *fixture) actionsLogged(t *testing.T) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(f.log.String()), "\n") {
+		var e map[string]any
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if e["message"] == "stats: admin action" {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 func (f *fixture) get(target, user string) string {
 	f.t.Helper()
 	pass := map[string]string{"admin": "s3cret", "viewer": "look"}[user]
@@ -235,21 +251,14 @@ func TestAdminActions(t *testing.T) {
 		t.Errorf("calls %v\nwant  %v", f.ops.calls, want)
 	}
 	// Each action is logged: user, action, VIP, real, result.
-	var logged int
-	for _, line := range strings.Split(strings.TrimSpace(f.log.String()), "\n") {
-		var e map[string]any
-		if err := json.Unmarshal([]byte(line), &e); err != nil {
-			t.Fatalf("log line %q: %v", line, err)
-		}
-		if e["message"] == "stats: admin action" {
-			logged++
-			if e["user"] != "admin" || e["vip"] != "web" || e["result"] != "done" || e["action"] == nil || e["real"] == nil {
-				t.Errorf("log line %v", e)
-			}
+	actions := f.actionsLogged(t)
+	for _, e := range actions {
+		if e["user"] != "admin" || e["vip"] != "web" || e["result"] != "done" || e["action"] == nil || e["real"] == nil {
+			t.Errorf("log line %v", e)
 		}
 	}
-	if logged != 5 {
-		t.Errorf("%d actions logged, want 5:\n%s", logged, f.log)
+	if len(actions) != 5 {
+		t.Errorf("%d actions logged, want 5:\n%s", len(actions), f.log)
 	}
 
 	// A failure shows what was and was not done.
@@ -536,21 +545,14 @@ func TestL7AdminActions(t *testing.T) {
 	if strings.Join(f.ops.calls, "|") != strings.Join(want, "|") {
 		t.Errorf("calls %v\nwant  %v", f.ops.calls, want)
 	}
-	var logged int
-	for _, line := range strings.Split(strings.TrimSpace(f.log.String()), "\n") {
-		var e map[string]any
-		if err := json.Unmarshal([]byte(line), &e); err != nil {
-			t.Fatalf("log line %q: %v", line, err)
-		}
-		if e["message"] == "stats: admin action" {
-			logged++
-			if e["user"] != "admin" || e["backend"] != "www" || e["server"] == nil || e["result"] != "done" || e["vip"] != nil {
-				t.Errorf("log line %v", e)
-			}
+	actions := f.actionsLogged(t)
+	for _, e := range actions {
+		if e["user"] != "admin" || e["backend"] != "www" || e["server"] == nil || e["result"] != "done" || e["vip"] != nil {
+			t.Errorf("log line %v", e)
 		}
 	}
-	if logged != 5 {
-		t.Errorf("%d actions logged, want 5:\n%s", logged, f.log)
+	if len(actions) != 5 {
+		t.Errorf("%d actions logged, want 5:\n%s", len(actions), f.log)
 	}
 
 	// A failure shows what was and was not done.

@@ -5,12 +5,15 @@ package browser
 
 import (
 	"context"
+	"encoding/base64"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
 
@@ -52,6 +55,37 @@ func New(t *testing.T) context.Context {
 	ctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(func() { cancel(); cancelA() })
 	return ctx
+}
+
+// Admin prepares ctx (from New) for a user who acts on the stats page:
+// it starts the browser (once, here: a first use from two goroutines
+// would start two browsers on one profile), sends user's basic auth with
+// every request and accepts every confirm(), whose messages come on the
+// returned channel.
+func Admin(t *testing.T, ctx context.Context, user, password string) <-chan string {
+	t.Helper()
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dialogs := make(chan string, 8)
+	go func() {
+		for ev, err := range chromedp.Events(ctx, page.JavascriptDialogOpening) {
+			if err != nil {
+				return
+			}
+			dialogs <- ev.Message
+			chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
+		}
+	}()
+	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+password))
+	if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders,
+		network.SetExtraHTTPHeadersParams{Headers: network.Headers{"Authorization": auth}}); err != nil {
+		t.Fatal(err)
+	}
+	return dialogs
 }
 
 // ArtifactDir is where a test's artefacts go: $DIRECTOR_ARTIFACTS (CI), or
