@@ -381,13 +381,11 @@ func (f *framer) failed() error {
 }
 
 // read checks b[:n], just read from the connection with err, and
-// returns what the engine may have of it.
+// returns what the engine may have of it. The caller has asked failed
+// before reading.
 func (f *framer) read(b []byte, n int, err error) (int, error) {
-	switch {
-	case f.state == fsOff || n <= 0:
+	if f.state == fsOff || n <= 0 {
 		return n, err
-	case f.state == fsFailed:
-		return 0, f.err
 	}
 	m, ferr := f.scan(b[:n])
 	if ferr == nil && m < n {
