@@ -378,6 +378,17 @@ func (b *Backend) pick(avoid []*server, key []byte) *server {
 	return b.policy.pick(b.servers, avoid, key)
 }
 
+// full reports whether a server has as many requests as its maxconn:
+// the goroutine engine queues the ones that come then.
+func (b *Backend) full() bool {
+	for _, s := range b.servers {
+		if s.load() >= int64(b.cfg.MaxConns) {
+			return true
+		}
+	}
+	return false
+}
+
 // Close closes the idle connections to the servers.
 func (b *Backend) Close() {
 	for _, s := range b.servers {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"sync"
 	"time"
 
@@ -77,7 +78,21 @@ type FrontendConfig struct {
 	// AccessLog, if set, receives a line per request at info level, with
 	// HAProxy's httplog fields (accesslog.go).
 	AccessLog *zerolog.Logger
+	// Engine chooses how plain HTTP is served: EngineLoops (the default)
+	// or EngineGoroutines. TLS listeners use the goroutine engine.
+	Engine string
 }
+
+// Engines of a frontend.
+const (
+	// EngineLoops serves plain HTTP/1.1 on event loops, one per thread
+	// (loop.go), and hands what they do not take to the goroutine
+	// engine.
+	EngineLoops = "loops"
+	// EngineGoroutines serves every connection on a goroutine of its own
+	// (fasthttp).
+	EngineGoroutines = "goroutines"
+)
 
 // Frontend serves HTTP/1.1 with keep-alive on listeners and sends every
 // request to its backend, or where its rules say.
@@ -85,6 +100,7 @@ type Frontend struct {
 	cfg       FrontendConfig
 	srv       *fasthttp.Server
 	dispatch  func(*fasthttp.RequestCtx, *txn) // the rules' or the backend's
+	route     func(*fasthttp.Request) *Backend // where dispatch sends a request
 	certs     *certStore                       // nil without TLS
 	tlsConfig *tls.Config
 	h2        *h2Server
@@ -98,13 +114,27 @@ type Frontend struct {
 	// held pools the framers' buffers (framing.go): a connection needs
 	// one only while a client has sent ahead of its handler.
 	held sync.Pool // *heldBuf
+
+	// The event loops, started by the first Serve, and the listener
+	// through which they hand connections to the goroutine engine.
+	loopsOnce sync.Once
+	loops     *loopEngine
+	loopsErr  error
+	handed    *chanListener
+	lnMu      sync.Mutex
+	lns       []net.Listener // Serve's, closed by Shutdown
 }
 
 // NewFrontend returns a frontend.
 func NewFrontend(cfg FrontendConfig) (*Frontend, error) {
-	handler, err := cfg.handler()
+	handler, route, err := cfg.handler()
 	if err != nil {
 		return nil, err
+	}
+	switch cfg.Engine {
+	case "", EngineLoops, EngineGoroutines:
+	default:
+		return nil, fmt.Errorf("frontend %s: engine %q: want %s or %s", cfg.Name, cfg.Engine, EngineLoops, EngineGoroutines)
 	}
 	if cfg.ClientTimeout == 0 {
 		cfg.ClientTimeout = DefaultClientTimeout
@@ -123,7 +153,7 @@ func NewFrontend(cfg FrontendConfig) (*Frontend, error) {
 		return nil, errors.New("frontend " + cfg.Name + ": negative timeout or limit")
 	}
 	log := cfg.Logger.With().Str("frontend", cfg.Name).Logger()
-	f := &Frontend{cfg: cfg, dispatch: handler, log: log, maxBody: cfg.MaxBodySize, name: cfg.Name, access: cfg.AccessLog}
+	f := &Frontend{cfg: cfg, dispatch: handler, route: route, log: log, maxBody: cfg.MaxBodySize, name: cfg.Name, access: cfg.AccessLog}
 	if cfg.TLS != nil {
 		certs, err := newCertStore(cfg.TLS)
 		if err != nil {
@@ -158,7 +188,56 @@ func NewFrontend(cfg FrontendConfig) (*Frontend, error) {
 
 // Serve accepts connections on ln until Shutdown or ln fails.
 func (f *Frontend) Serve(ln net.Listener) error {
-	return f.srv.Serve(f.newListener(ln))
+	if f.certs != nil || f.cfg.Engine == EngineGoroutines {
+		return f.srv.Serve(f.newListener(ln))
+	}
+	e, err := f.startLoops(ln.Addr())
+	if err != nil {
+		return err
+	}
+	l := f.newListener(ln)
+	f.lnMu.Lock()
+	f.lns = append(f.lns, l)
+	f.lnMu.Unlock()
+	for {
+		c, release, err := l.acceptSlot()
+		if err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		nc, err := loopConnOf(c, release)
+		if err != nil {
+			// Not a socket the loops can take: the goroutine engine
+			// serves it.
+			f.handed.give(&handedConn{Conn: c, release: release})
+			continue
+		}
+		e.add(nc)
+	}
+}
+
+// startLoops starts the event loops, one per thread, and the goroutine
+// engine that serves what they hand over, once.
+func (f *Frontend) startLoops(addr net.Addr) (*loopEngine, error) {
+	f.loopsOnce.Do(func() {
+		f.loops, f.loopsErr = newLoopEngine(f, runtime.GOMAXPROCS(0))
+		if f.loopsErr != nil {
+			return
+		}
+		f.handed = newChanListener(f, addr)
+		go func() {
+			if err := f.srv.Serve(f.handed); err != nil {
+				f.log.Error().Err(err).Msg("serving handed connections")
+			}
+		}()
+	})
+	return f.loops, f.loopsErr
 }
 
 // Shutdown stops accepting, lets requests in progress finish and closes
@@ -168,7 +247,18 @@ func (f *Frontend) Shutdown(ctx context.Context) error {
 	if f.h2 != nil {
 		_ = f.h2.base.Shutdown(ctx) // tells the HTTP/2 connections only
 	}
-	return f.srv.ShutdownWithContext(ctx)
+	f.loopsOnce.Do(func() {}) // no loops from now on
+	f.lnMu.Lock()
+	for _, l := range f.lns {
+		l.Close()
+	}
+	f.lns = nil
+	f.lnMu.Unlock()
+	var err error
+	if f.loops != nil {
+		err = f.loops.shutdown(ctx)
+	}
+	return errors.Join(err, f.srv.ShutdownWithContext(ctx))
 }
 
 // Reload reads the TLS certificates and keys again and uses them for new

@@ -2,9 +2,13 @@ package l7
 
 import (
 	"crypto/tls"
+	"errors"
 	"net"
 	"sync"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // listener accepts a frontend's connections: at most maxConns at a time
@@ -28,24 +32,40 @@ func (f *Frontend) newListener(ln net.Listener) *listener {
 }
 
 func (l *listener) Accept() (net.Conn, error) {
-	if l.sem != nil {
-		select {
-		case l.sem <- struct{}{}:
-		case <-l.done:
-			return nil, net.ErrClosed
-		}
-	}
-	c, err := l.Listener.Accept()
+	c, release, err := l.acceptSlot()
 	if err != nil {
-		if l.sem != nil {
-			<-l.sem
-		}
 		return nil, err
 	}
 	if l.sem != nil {
-		c = &limitConn{Conn: c, sem: l.sem}
+		c = &limitConn{Conn: c, release: release}
 	}
-	f := l.f
+	return l.f.wrapClient(c), nil
+}
+
+// acceptSlot accepts a connection once the limit lets it, and returns it
+// with the function that gives its slot back.
+func (l *listener) acceptSlot() (net.Conn, func(), error) {
+	if l.sem == nil {
+		c, err := l.Listener.Accept()
+		return c, func() {}, err
+	}
+	select {
+	case l.sem <- struct{}{}:
+	case <-l.done:
+		return nil, nil, net.ErrClosed
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.sem
+		return nil, nil, err
+	}
+	var once sync.Once
+	return c, func() { once.Do(func() { <-l.sem }) }, nil
+}
+
+// wrapClient wraps a client connection for the goroutine engine: the
+// timeouts, the framing checks and TLS.
+func (f *Frontend) wrapClient(c net.Conn) net.Conn {
 	tc := newTimeoutConn(c, f.cfg.ClientTimeout)
 	tc.yield = true
 	tc.tunnelTimeout = f.cfg.TunnelTimeout
@@ -65,10 +85,10 @@ func (l *listener) Accept() (net.Conn, error) {
 	// own buffer), with room to spare.
 	tc.req.start(&f.held, 2*max(f.cfg.MaxHeaderSize, chunkBuf)+16<<10)
 	if f.certs != nil {
-		return &tlsConn{Conn: tls.Server(tc, f.tlsConfig), tc: tc}, nil
+		return &tlsConn{Conn: tls.Server(tc, f.tlsConfig), tc: tc}
 	}
 	tc.framed = true
-	return tc, nil
+	return tc
 }
 
 func (l *listener) Close() error {
@@ -79,12 +99,104 @@ func (l *listener) Close() error {
 // limitConn gives its listener's slot back when closed.
 type limitConn struct {
 	net.Conn
-	sem  chan struct{}
-	once sync.Once
+	release func()
 }
 
 func (c *limitConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(func() { <-c.sem })
+	c.release()
 	return err
+}
+
+// handedConn is a connection the event loop hands to the goroutine
+// engine: it reads pre, what the loop had read, first, and gives the
+// listener's slot back when closed.
+type handedConn struct {
+	net.Conn
+	pre     []byte
+	release func()
+}
+
+func (c *handedConn) Read(b []byte) (int, error) {
+	if len(c.pre) > 0 {
+		n := copy(b, c.pre)
+		c.pre = c.pre[n:]
+		return n, nil
+	}
+	return c.Conn.Read(b)
+}
+
+func (c *handedConn) Close() error {
+	err := c.Conn.Close()
+	c.release()
+	return err
+}
+
+// chanListener is the listener of the connections the event loops hand
+// to the goroutine engine.
+type chanListener struct {
+	addr net.Addr
+	ch   chan net.Conn
+	done chan struct{}
+	once sync.Once
+	f    *Frontend
+}
+
+func newChanListener(f *Frontend, addr net.Addr) *chanListener {
+	return &chanListener{f: f, addr: addr, ch: make(chan net.Conn), done: make(chan struct{})}
+}
+
+// give hands c over; it is closed if the listener is.
+func (l *chanListener) give(c *handedConn) {
+	select {
+	case l.ch <- c:
+	case <-l.done:
+		c.Close()
+	}
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return l.f.wrapClient(c), nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *chanListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *chanListener) Addr() net.Addr { return l.addr }
+
+// loopConnOf takes the socket of c, an accepted TCP connection, for an
+// event loop: c's descriptor is duplicated and c closed.
+func loopConnOf(c net.Conn, release func()) (newConn, error) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return newConn{}, errors.New("not a socket")
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return newConn{}, err
+	}
+	fd := -1
+	var derr error
+	if err := rc.Control(func(s uintptr) {
+		fd, derr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil {
+		return newConn{}, err
+	}
+	if derr != nil {
+		return newConn{}, derr
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return newConn{}, err
+	}
+	nc := newConn{fd: fd, release: release, remote: c.RemoteAddr(), local: c.LocalAddr()}
+	c.Close()
+	return nc, nil
 }

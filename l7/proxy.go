@@ -40,25 +40,88 @@ func (b *Backend) serve(ctx *fasthttp.RequestCtx, tx *txn) {
 	b.done(ctx.Response.StatusCode(), srv, tx)
 }
 
+// outbound is a request on its way to a server: what prepare found in
+// it, for the choice of server and for the response.
+type outbound struct {
+	srv     *server // the live server the cookie names, or nil
+	cs      cookieState
+	key     []byte // the hash key of hashing policies, if needed
+	upgrade []byte // the Upgrade header of an upgrade request
+	tc      *timeoutConn
+}
+
 // proxy does Serve's work and returns the server whose response is in
 // ctx, or nil if the response is the proxy's own (an error).
 func (b *Backend) proxy(ctx *fasthttp.RequestCtx, tx *txn, sec int64) *server {
 	req, resp := &ctx.Request, &ctx.Response
-	cc := b.cfg.Cookie
+	var o outbound
+	b.prepare(ctx, tx, &o)
 
+	// Send, retrying connection failures: on the same server, or on
+	// another with Redispatch.
+	var avoid []*server
+	var err error
+	srv := o.srv
+	var assigned *server
+	for try := 0; ; try++ {
+		if srv == nil {
+			if srv = b.pick(avoid, o.key); srv == nil {
+				b.noServer(tx)
+				ctx.Error("503 Service Unavailable: no server is available", fasthttp.StatusServiceUnavailable)
+				return nil
+			}
+		}
+		if srv != assigned {
+			b.assign(srv, tx, sec)
+			assigned = srv
+		}
+		err = srv.do(req, resp, tx)
+		if err == nil || !isConnectError(err) || try >= b.cfg.Retries {
+			break
+		}
+		b.retry(srv, tx, b.cfg.Redispatch)
+		if b.cfg.Redispatch {
+			avoid = append(avoid, srv)
+			srv, o.cs.had = nil, false
+		}
+	}
+	if err != nil {
+		resp.Reset()
+		var be *clientBodyError
+		b.failed(srv, err, tx)
+		switch {
+		case errors.As(err, &be):
+			reject(ctx, clientBodyStatus(err))
+		default:
+			serverError(ctx, err)
+		}
+		return nil
+	}
+
+	if o.upgrade != nil && resp.StatusCode() == fasthttp.StatusSwitchingProtocols {
+		if st, ok := req.UserValue(tunnelKey{}).(serverTunnel); ok {
+			b.upgrade(ctx, o.tc, st)
+			return srv
+		}
+	}
+	b.respond(req, resp, srv, &o, tx)
+	return srv
+}
+
+// prepare reads the request's cookie and rewrites the request for the
+// server: hop-by-hop headers out, the forwarding headers in.
+func (b *Backend) prepare(ctx *fasthttp.RequestCtx, tx *txn, o *outbound) {
+	req := &ctx.Request
 	// Stickiness: a valid cookie naming a live server routes to it.
-	var (
-		srv *server
-		cs  cookieState
-	)
-	if cc != nil {
-		srv = b.cookieRequest(req, &cs)
+	if b.cfg.Cookie != nil {
+		o.srv = b.cookieRequest(req, &o.cs)
 	}
 	tc := clientConn(ctx.Conn())
+	o.tc = tc
 	if b.cfg.ForwardedHost || b.cfg.Forwarded {
 		b.forwarded(ctx, tc) // before HTTP/1.0 requests get a Host
 	}
-	tx.setRequestCookie(b.requestCookie(cs.sticky, srv, cs.now))
+	tx.setRequestCookie(b.requestCookie(o.cs.sticky, o.srv, o.cs.now))
 
 	// The client's Connection: close concerns its connection only; the
 	// engine noted it before calling Serve and closes after the response.
@@ -73,14 +136,13 @@ func (b *Backend) proxy(ctx *fasthttp.RequestCtx, tx *txn, sec int64) *server {
 	}
 	// An upgrade (WebSocket) keeps its Upgrade header, the one hop-by-hop
 	// header that is forwarded.
-	var upgrade []byte
 	if isUpgrade(&req.Header) {
-		upgrade = append(upgrade, req.Header.Peek(hdrUpgrade)...)
+		o.upgrade = append(o.upgrade, req.Header.Peek(hdrUpgrade)...)
 	}
 	stripRequestHop(&req.Header)
-	if upgrade != nil {
+	if o.upgrade != nil {
 		req.Header.Set(hdrConnection, "Upgrade")
-		req.Header.SetBytesV(hdrUpgrade, upgrade)
+		req.Header.SetBytesV(hdrUpgrade, o.upgrade)
 	}
 	if b.cfg.ForwardFor {
 		var ip []byte
@@ -98,66 +160,19 @@ func (b *Backend) proxy(ctx *fasthttp.RequestCtx, tx *txn, sec int64) *server {
 			req.Header.Set(hdrXFP, "http")
 		}
 	}
-
-	// Send, retrying connection failures: on the same server, or on
-	// another with Redispatch.
-	var avoid []*server
-	var err error
-	var key []byte
-	if srv == nil && b.bal.hash() != hashNone {
-		key = b.bal.hashKey(req.Header.RequestURI(), func() []byte {
+	if o.srv == nil && b.bal.hash() != hashNone {
+		o.key = b.bal.hashKey(req.Header.RequestURI(), func() []byte {
 			if tc != nil {
 				return tc.ip()
 			}
 			return appendIP(nil, ctx.RemoteAddr())
 		})
 	}
-	var assigned *server
-	for try := 0; ; try++ {
-		if srv == nil {
-			if srv = b.pick(avoid, key); srv == nil {
-				b.noServer(tx)
-				ctx.Error("503 Service Unavailable: no server is available", fasthttp.StatusServiceUnavailable)
-				return nil
-			}
-		}
-		if srv != assigned {
-			b.assign(srv, tx, sec)
-			assigned = srv
-		}
-		err = srv.do(req, resp, tx)
-		if err == nil || !isConnectError(err) || try >= b.cfg.Retries {
-			break
-		}
-		b.retry(srv, tx, b.cfg.Redispatch)
-		if b.cfg.Redispatch {
-			avoid = append(avoid, srv)
-			srv, cs.had = nil, false
-		}
-	}
-	if err != nil {
-		resp.Reset()
-		var be *clientBodyError
-		b.failed(srv, err, tx)
-		switch {
-		case errors.As(err, &be):
-			reject(ctx, clientBodyStatus(err))
-		case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout):
-			ctx.Error("504 Gateway Timeout", fasthttp.StatusGatewayTimeout)
-		case errors.Is(err, fasthttp.ErrNoFreeConns):
-			ctx.Error("503 Service Unavailable", fasthttp.StatusServiceUnavailable)
-		default:
-			ctx.Error("502 Bad Gateway", fasthttp.StatusBadGateway)
-		}
-		return nil
-	}
+}
 
-	if upgrade != nil && resp.StatusCode() == fasthttp.StatusSwitchingProtocols {
-		if st, ok := req.UserValue(tunnelKey{}).(serverTunnel); ok {
-			b.upgrade(ctx, tc, st)
-			return srv
-		}
-	}
+// respond rewrites the response of srv for the client: hop-by-hop
+// headers out, the Server header and the cookie as configured.
+func (b *Backend) respond(req *fasthttp.Request, resp *fasthttp.Response, srv *server, o *outbound, tx *txn) {
 	// The server's Connection: close ended the server connection only.
 	resp.Header.ResetConnectionClose()
 	stripResponseHop(&resp.Header)
@@ -166,11 +181,21 @@ func (b *Backend) proxy(ctx *fasthttp.RequestCtx, tx *txn, sec int64) *server {
 	} else if b.cfg.ServerHeader != "" {
 		resp.Header.SetServer(b.cfg.ServerHeader)
 	}
-
-	if cc != nil {
-		b.cookieResponse(req, resp, srv, &cs, tc, tx)
+	if b.cfg.Cookie != nil {
+		b.cookieResponse(req, resp, srv, &o.cs, o.tc, tx)
 	}
-	return srv
+}
+
+// serverError answers a request whose server failed with err.
+func serverError(ctx *fasthttp.RequestCtx, err error) {
+	switch {
+	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout):
+		ctx.Error("504 Gateway Timeout", fasthttp.StatusGatewayTimeout)
+	case errors.Is(err, fasthttp.ErrNoFreeConns):
+		ctx.Error("503 Service Unavailable", fasthttp.StatusServiceUnavailable)
+	default:
+		ctx.Error("502 Bad Gateway", fasthttp.StatusBadGateway)
+	}
 }
 
 // upgrade answers 101 to the client and splices its connection to the

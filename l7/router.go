@@ -175,6 +175,17 @@ func (r *Router) serve(ctx *fasthttp.RequestCtx, tx *txn) {
 	r.def.serve(ctx, tx)
 }
 
+// route returns the backend the request goes to, or nil if a rule
+// answers it or there is no backend.
+func (r *Router) route(req *fasthttp.Request) *Backend {
+	for i := range r.rules {
+		if ru := &r.rules[i]; ru.match(req) {
+			return ru.backend
+		}
+	}
+	return r.def
+}
+
 func (ru *rule) match(req *fasthttp.Request) bool {
 	if len(ru.host) > 0 && !matchAny(ru.host, stripPort(req.Header.Host()), bytes.EqualFold) {
 		return false
@@ -256,18 +267,20 @@ func stripPort(host []byte) []byte {
 	return host
 }
 
-// handler returns the frontend's request handler: its backend's Serve
-// when it has no rules, a Router's otherwise.
-func (cfg *FrontendConfig) handler() (func(*fasthttp.RequestCtx, *txn), error) {
+// handler returns the frontend's request handler, its backend's Serve
+// when it has no rules, a Router's otherwise; and the function that says
+// which backend a request goes to (nil: none, the handler answers).
+func (cfg *FrontendConfig) handler() (func(*fasthttp.RequestCtx, *txn), func(*fasthttp.Request) *Backend, error) {
 	if len(cfg.Rules) == 0 {
 		if cfg.Backend == nil {
-			return nil, errors.New("frontend " + cfg.Name + ": no backend")
+			return nil, nil, errors.New("frontend " + cfg.Name + ": no backend")
 		}
-		return cfg.Backend.serve, nil
+		be := cfg.Backend
+		return be.serve, func(*fasthttp.Request) *Backend { return be }, nil
 	}
 	r, err := NewRouter(cfg.Backend, cfg.Rules)
 	if err != nil {
-		return nil, fmt.Errorf("frontend %s: %w", cfg.Name, err)
+		return nil, nil, fmt.Errorf("frontend %s: %w", cfg.Name, err)
 	}
-	return r.serve, nil
+	return r.serve, r.route, nil
 }

@@ -131,6 +131,8 @@ func (t *Tier) apply(cfg *config.L7) error {
 	for b, h := range opened {
 		t.listeners[b] = h
 	}
+	// Before the frontends start: their event loops are one per thread.
+	applyThreads(cfg.Threads, t.log)
 	keep := map[netip.AddrPort]bool{}
 	t.frontends = map[string]*running{}
 	for _, fc := range cfg.Frontends {
@@ -154,7 +156,6 @@ func (t *Tier) apply(cfg *config.L7) error {
 			delete(t.listeners, b)
 		}
 	}
-	applyThreads(cfg.Threads, t.log)
 	oldBackends, oldStop, oldDone := t.backends, t.stopMon, t.monDone
 	t.backends, t.cfg, t.mon = all, cfg, mon
 	ctx, cancel := context.WithCancel(context.Background())

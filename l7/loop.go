@@ -1,0 +1,423 @@
+package l7
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"golang.org/x/sys/unix"
+)
+
+// The event-loop engine serves plain HTTP/1.x the way HAProxy does: one
+// loop per thread, each an epoll set that holds client and server
+// connections alike, run on a locked OS thread that sleeps in epoll_wait
+// when there is nothing to do. A request costs its reads and writes and
+// nothing else: no goroutine switch, no runtime netpoller round trip, no
+// wake-up of another thread. (The goroutine engine, fasthttp's, parks a
+// goroutine per connection; at two threads its always-busy scheduler
+// threads lose their CPU to wrk and the servers and the 99th percentile
+// trebles: l7/doc.go.)
+//
+// The loop takes the common request: HTTP/1.x, a header section and a
+// body of at most BodyBuffer bytes with a Content-Length, for a backend
+// (not a rule's own answer), on a server with a free connection slot.
+// Everything else (a chunked or larger body, Expect, an upgrade, a rule
+// that answers, a full server, anything malformed the framing checks
+// should see) goes, with the connection and what was read of it, to the
+// goroutine engine, which serves that connection from then on. Both
+// engines share the request and response logic (Backend.prepare,
+// Backend.respond), the counters and the access log.
+//
+// Responses are streamed: the header as the backend rewrites it, then the
+// body as the server sends it, Content-Length, chunked (checked as
+// framing.go checks requests) or up to the server's close, with
+// backpressure from the client.
+
+// loopEngine is a frontend's loops.
+type loopEngine struct {
+	f     *Frontend
+	loops []*evLoop
+	done  chan struct{} // closed when every loop has ended
+	// stop is closed by Shutdown: the loops finish their requests, close
+	// their connections and end.
+	stop     chan struct{}
+	stopOnce sync.Once
+	wg       sync.WaitGroup
+}
+
+// evLoop is one thread's epoll set and connections.
+type evLoop struct {
+	e        *loopEngine
+	f        *Frontend
+	ep       int
+	wake     int // eventfd: new connections, shutdown
+	mu       sync.Mutex
+	inbox    []newConn
+	stop     bool // finish the requests, then end
+	kill     bool // end now
+	conns    map[int]loopConn
+	idle     map[*server][]*srvConn
+	addrs    map[*server]unix.Sockaddr
+	timers   timerHeap
+	now      time.Time
+	buf      []byte
+	rd       bytes.Reader
+	br       *bufio.Reader
+	stopping bool
+	clients  atomic.Int64 // client connections, given or on their way
+}
+
+type newConn struct {
+	fd      int
+	release func() // gives the listener's slot back
+	remote  net.Addr
+	local   net.Addr
+	tc      *timeoutConn // the connection's per-request state
+}
+
+// loopConn is a client or server connection of a loop.
+type loopConn interface {
+	event(ev uint32)
+	expire()
+	deadline() int64
+}
+
+const (
+	loopOutMax = 256 << 10 // client output held before the server is read no more
+	loopRead   = 64 << 10
+)
+
+func newLoopEngine(f *Frontend, n int) (*loopEngine, error) {
+	e := &loopEngine{f: f, done: make(chan struct{}), stop: make(chan struct{})}
+	for i := 0; i < n; i++ {
+		l, err := newEvLoop(e)
+		if err != nil {
+			for _, l := range e.loops {
+				l.close()
+			}
+			return nil, err
+		}
+		e.loops = append(e.loops, l)
+	}
+	for _, l := range e.loops {
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			l.run()
+		}()
+	}
+	go func() {
+		e.wg.Wait()
+		close(e.done)
+	}()
+	return e, nil
+}
+
+func newEvLoop(e *loopEngine) (*evLoop, error) {
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("epoll: %w", err)
+	}
+	wake, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(ep)
+		return nil, fmt.Errorf("eventfd: %w", err)
+	}
+	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, wake, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wake)}); err != nil {
+		unix.Close(ep)
+		unix.Close(wake)
+		return nil, fmt.Errorf("epoll: %w", err)
+	}
+	l := &evLoop{e: e, f: e.f, ep: ep, wake: wake, conns: map[int]loopConn{},
+		idle: map[*server][]*srvConn{}, addrs: map[*server]unix.Sockaddr{}, buf: make([]byte, loopRead)}
+	l.br = bufio.NewReaderSize(&l.rd, max(e.f.cfg.MaxHeaderSize, 4096)+16)
+	return l, nil
+}
+
+func (l *evLoop) close() {
+	unix.Close(l.ep)
+	unix.Close(l.wake)
+}
+
+// add gives a new client connection to the loop with the fewest, as
+// HAProxy gives it to the least loaded thread.
+func (e *loopEngine) add(c newConn) {
+	l := e.loops[0]
+	for _, o := range e.loops[1:] {
+		if o.clients.Load() < l.clients.Load() {
+			l = o
+		}
+	}
+	l.clients.Add(1)
+	l.mu.Lock()
+	l.inbox = append(l.inbox, c)
+	l.mu.Unlock()
+	l.signal()
+}
+
+func (l *evLoop) signal() {
+	var one = [8]byte{1}
+	unix.Write(l.wake, one[:])
+}
+
+// shutdown asks the loops to finish and waits for them until ctx is
+// done; then their connections are closed.
+func (e *loopEngine) shutdown(ctx context.Context) error {
+	e.stopOnce.Do(func() {
+		close(e.stop)
+		for _, l := range e.loops {
+			l.mu.Lock()
+			l.stop = true
+			l.mu.Unlock()
+			l.signal()
+		}
+	})
+	select {
+	case <-e.done:
+		return nil
+	case <-ctx.Done():
+		for _, l := range e.loops {
+			l.mu.Lock()
+			l.kill = true
+			l.mu.Unlock()
+			l.signal()
+		}
+		<-e.done
+		return ctx.Err()
+	}
+}
+
+func (l *evLoop) run() {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	defer l.close()
+	evs := make([]unix.EpollEvent, 256)
+	for {
+		timeout := -1
+		if len(l.timers) > 0 {
+			d := time.Until(time.Unix(0, l.timers[0].when))
+			timeout = max(int(d/time.Millisecond)+1, 0)
+		}
+		if l.stopping {
+			// Look at the connections now and then: the idle ones go.
+			if timeout < 0 || timeout > 100 {
+				timeout = 100
+			}
+		}
+		n, err := unix.EpollWait(l.ep, evs, timeout)
+		if err != nil && err != unix.EINTR {
+			l.f.log.Error().Err(err).Msg("epoll_wait")
+			return
+		}
+		l.now = time.Now()
+		for i := 0; i < n; i++ {
+			fd := int(evs[i].Fd)
+			if fd == l.wake {
+				l.inboxIn()
+				continue
+			}
+			if c := l.conns[fd]; c != nil {
+				c.event(evs[i].Events)
+			}
+		}
+		l.expireTimers()
+		if l.stopping && l.drain() {
+			return
+		}
+	}
+}
+
+// inboxIn takes the new connections and the stop request.
+func (l *evLoop) inboxIn() {
+	var b [8]byte
+	unix.Read(l.wake, b[:])
+	l.mu.Lock()
+	in := l.inbox
+	l.inbox = nil
+	stop, kill := l.stop, l.kill
+	l.mu.Unlock()
+	for _, nc := range in {
+		l.addClient(nc)
+	}
+	if stop || kill {
+		l.stopping = true
+	}
+	if kill {
+		for _, c := range l.conns {
+			switch c := c.(type) {
+			case *cliConn:
+				c.close()
+			case *srvConn:
+				c.close()
+			}
+		}
+	}
+}
+
+// drain closes idle connections when stopping and reports whether none
+// is left.
+func (l *evLoop) drain() bool {
+	for _, c := range l.conns {
+		switch c := c.(type) {
+		case *cliConn:
+			if c.phase == cIdle {
+				c.close()
+			} else {
+				c.closeAfter = true
+			}
+		case *srvConn:
+			if c.cli == nil {
+				c.close()
+			}
+		}
+	}
+	return len(l.conns) == 0
+}
+
+func (l *evLoop) register(fd int, c loopConn) error {
+	if err := unix.EpollCtl(l.ep, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{
+		Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(fd)}); err != nil {
+		return err
+	}
+	l.conns[fd] = c
+	return nil
+}
+
+func (l *evLoop) unregister(fd int) {
+	delete(l.conns, fd)
+	unix.EpollCtl(l.ep, unix.EPOLL_CTL_DEL, fd, nil)
+	unix.Close(fd)
+}
+
+// Timers: a heap of deadlines, one live entry per connection at most.
+// A connection's deadline moves on every request; the heap is touched
+// only when it moves earlier than its entry. An entry that comes due
+// early is pushed again at the connection's current deadline.
+
+type timerEntry struct {
+	when int64
+	c    loopConn
+}
+
+type timerHeap []timerEntry
+
+func (h *timerHeap) push(e timerEntry) {
+	*h = append(*h, e)
+	s := *h
+	i := len(s) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if s[p].when <= s[i].when {
+			break
+		}
+		s[p], s[i] = s[i], s[p]
+		i = p
+	}
+}
+
+func (h *timerHeap) pop() timerEntry {
+	s := *h
+	top := s[0]
+	n := len(s) - 1
+	s[0] = s[n]
+	s[n] = timerEntry{}
+	s = s[:n]
+	i := 0
+	for {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < n && s[l].when < s[m].when {
+			m = l
+		}
+		if r < n && s[r].when < s[m].when {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		s[m], s[i] = s[i], s[m]
+		i = m
+	}
+	*h = s
+	return top
+}
+
+// timed is what a connection keeps for the heap.
+type timed struct {
+	dl     int64 // the deadline; 0: none
+	queued int64 // the when of its live heap entry; 0: none
+	closed bool
+}
+
+func (t *timed) deadline() int64 { return t.dl }
+
+// arm sets c's deadline to d from now (none if d is 0).
+func (l *evLoop) arm(t *timed, c loopConn, d time.Duration) {
+	if d <= 0 {
+		t.dl = 0
+		return
+	}
+	t.dl = l.now.Add(d).UnixNano()
+	if t.queued == 0 || t.dl < t.queued {
+		t.queued = t.dl
+		l.timers.push(timerEntry{when: t.dl, c: c})
+	}
+}
+
+func (l *evLoop) expireTimers() {
+	now := l.now.UnixNano()
+	for len(l.timers) > 0 && l.timers[0].when <= now {
+		e := l.timers.pop()
+		t := timerOf(e.c)
+		if t.closed || t.queued != e.when {
+			continue // a stale entry
+		}
+		t.queued = 0
+		switch {
+		case t.dl == 0:
+		case t.dl > now:
+			t.queued = t.dl
+			l.timers.push(timerEntry{when: t.dl, c: e.c})
+		default:
+			t.dl = 0
+			e.c.expire()
+		}
+	}
+}
+
+func timerOf(c loopConn) *timed {
+	switch c := c.(type) {
+	case *cliConn:
+		return &c.timed
+	case *srvConn:
+		return &c.timed
+	}
+	panic("unknown connection type")
+}
+
+// isAgain reports a non-blocking operation that would have blocked.
+func isAgain(err error) bool { return err == unix.EAGAIN || err == unix.EWOULDBLOCK }
+
+// osError makes a system call error a net.OpError, as the goroutine
+// engine's errors are, for the access log's and counters' tests.
+func osError(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &net.OpError{Op: op, Net: "tcp", Err: os.NewSyscallError(op, err)}
+}
+
+var errServerClosed = fmt.Errorf("server closed the connection: %w", fasthttp.ErrConnectionClosed)
+
+// errLoopTimeout is a timeout as isTimeout sees it.
+type errLoopTimeout struct{ what string }
+
+func (e errLoopTimeout) Error() string { return e.what + " timeout" }
+func (e errLoopTimeout) Timeout() bool { return true }
