@@ -170,3 +170,48 @@ func startCannedServerEnd(t *testing.T, end string) string {
 	}()
 	return ln.Addr().String()
 }
+
+// TestLoopAllocs checks the event loops' steady state: a keep-alive
+// request through a frontend, with a cookie inserted and
+// X-Forwarded-For, allocates nothing.
+func TestLoopAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under the race detector")
+	}
+	addr := startCannedServer(t)
+	be, err := NewBackend(BackendConfig{Name: "web", Servers: []ServerConfig{{Name: "a", Addr: addr}},
+		ForwardFor: true, Cookie: &CookieConfig{Name: "SRV", NoCache: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, feAddr := serveFrontend(t, FrontendConfig{Name: "fe", Backend: be, Logger: zerolog.Nop()})
+	c, err := net.Dial("tcp", feAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	req := []byte("GET /x HTTP/1.1\r\nHost: x\r\nCookie: other=1\r\n\r\n")
+	buf := make([]byte, 4096)
+	run := func() {
+		if _, err := c.Write(req); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for !bytes.HasSuffix(buf[:n], []byte("hello")) {
+			m, err := c.Read(buf[n:])
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += m
+		}
+		if !bytes.HasPrefix(buf[:n], []byte("HTTP/1.1 200")) || !bytes.Contains(buf[:n], []byte("Set-Cookie: SRV=a")) {
+			t.Fatalf("response %q", buf[:n])
+		}
+	}
+	for range 10 {
+		run()
+	}
+	if n := testing.AllocsPerRun(500, run); n > 0 {
+		t.Errorf("%.2f allocations per request, want 0", n)
+	}
+}

@@ -80,14 +80,12 @@ type newConn struct {
 	release func() // gives the listener's slot back
 	remote  net.Addr
 	local   net.Addr
-	tc      *timeoutConn // the connection's per-request state
 }
 
 // loopConn is a client or server connection of a loop.
 type loopConn interface {
 	event(ev uint32)
 	expire()
-	deadline() int64
 }
 
 const (
@@ -291,115 +289,126 @@ func (l *evLoop) register(fd int, c loopConn) error {
 	return nil
 }
 
-func (l *evLoop) unregister(fd int) {
+func (l *evLoop) unregister(fd int, t *timed) {
+	t.closed = true
+	l.timers.remove(t)
 	delete(l.conns, fd)
 	unix.EpollCtl(l.ep, unix.EPOLL_CTL_DEL, fd, nil)
 	unix.Close(fd)
 }
 
-// Timers: a heap of deadlines, one live entry per connection at most.
-// A connection's deadline moves on every request; the heap is touched
-// only when it moves earlier than its entry. An entry that comes due
-// early is pushed again at the connection's current deadline.
+// Timers: a heap of the connections with a deadline, each in it once at
+// most, at the index it keeps. A deadline moves on every request; the
+// heap is touched only when it moves earlier than the connection's
+// entry. An entry that comes due early moves down to the connection's
+// current deadline.
 
-type timerEntry struct {
-	when int64
-	c    loopConn
+// timed is what a connection keeps for the heap.
+type timed struct {
+	dl     int64 // the deadline, Unix nanoseconds; 0: none
+	when   int64 // the deadline of its heap entry
+	idx    int   // its index in the heap, -1 if not in it
+	c      loopConn
+	closed bool
 }
 
-type timerHeap []timerEntry
+type timerHeap []*timed
 
-func (h *timerHeap) push(e timerEntry) {
-	*h = append(*h, e)
-	s := *h
-	i := len(s) - 1
+func (h timerHeap) up(i int) {
 	for i > 0 {
 		p := (i - 1) / 2
-		if s[p].when <= s[i].when {
+		if h[p].when <= h[i].when {
 			break
 		}
-		s[p], s[i] = s[i], s[p]
+		h.swap(p, i)
 		i = p
 	}
 }
 
-func (h *timerHeap) pop() timerEntry {
-	s := *h
-	top := s[0]
-	n := len(s) - 1
-	s[0] = s[n]
-	s[n] = timerEntry{}
-	s = s[:n]
-	i := 0
+func (h timerHeap) down(i int) {
+	n := len(h)
 	for {
 		l, r, m := 2*i+1, 2*i+2, i
-		if l < n && s[l].when < s[m].when {
+		if l < n && h[l].when < h[m].when {
 			m = l
 		}
-		if r < n && s[r].when < s[m].when {
+		if r < n && h[r].when < h[m].when {
 			m = r
 		}
 		if m == i {
-			break
+			return
 		}
-		s[m], s[i] = s[i], s[m]
+		h.swap(m, i)
 		i = m
 	}
+}
+
+func (h timerHeap) swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].idx, h[j].idx = i, j
+}
+
+func (h *timerHeap) push(t *timed) {
+	t.idx = len(*h)
+	*h = append(*h, t)
+	h.up(t.idx)
+}
+
+// remove takes t out of the heap.
+func (h *timerHeap) remove(t *timed) {
+	i := t.idx
+	if i < 0 {
+		return
+	}
+	s := *h
+	n := len(s) - 1
+	if i != n {
+		s.swap(i, n)
+	}
+	s[n] = nil
+	s = s[:n]
 	*h = s
-	return top
+	t.idx = -1
+	if i < n {
+		s.down(i)
+		s.up(i)
+	}
 }
 
-// timed is what a connection keeps for the heap.
-type timed struct {
-	dl     int64 // the deadline; 0: none
-	queued int64 // the when of its live heap entry; 0: none
-	closed bool
-}
-
-func (t *timed) deadline() int64 { return t.dl }
-
-// arm sets c's deadline to d from now (none if d is 0).
-func (l *evLoop) arm(t *timed, c loopConn, d time.Duration) {
+// arm sets t's deadline to d from now (none if d is 0).
+func (l *evLoop) arm(t *timed, d time.Duration) {
 	if d <= 0 {
 		t.dl = 0
 		return
 	}
 	t.dl = l.now.Add(d).UnixNano()
-	if t.queued == 0 || t.dl < t.queued {
-		t.queued = t.dl
-		l.timers.push(timerEntry{when: t.dl, c: c})
+	switch {
+	case t.idx < 0:
+		t.when = t.dl
+		l.timers.push(t)
+	case t.dl < t.when:
+		t.when = t.dl
+		l.timers.up(t.idx)
 	}
 }
 
+// expireTimers calls expire on the connections whose deadline passed.
 func (l *evLoop) expireTimers() {
 	now := l.now.UnixNano()
 	for len(l.timers) > 0 && l.timers[0].when <= now {
-		e := l.timers.pop()
-		t := timerOf(e.c)
-		if t.closed || t.queued != e.when {
-			continue // a stale entry
-		}
-		t.queued = 0
+		t := l.timers[0]
 		switch {
 		case t.dl == 0:
+			l.timers.remove(t)
 		case t.dl > now:
-			t.queued = t.dl
-			l.timers.push(timerEntry{when: t.dl, c: e.c})
+			t.when = t.dl
+			l.timers.down(0)
 		default:
+			l.timers.remove(t)
 			t.dl = 0
-			e.c.expire()
+			t.c.expire()
 		}
 	}
-}
-
-func timerOf(c loopConn) *timed {
-	switch c := c.(type) {
-	case *cliConn:
-		return &c.timed
-	case *srvConn:
-		return &c.timed
-	}
-	panic("unknown connection type")
 }
 
 // isAgain reports a non-blocking operation that would have blocked.

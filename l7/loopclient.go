@@ -69,6 +69,7 @@ func (a *loopAddr) LocalAddr() net.Addr  { return a.local }
 func (l *evLoop) addClient(nc newConn) {
 	f := l.f
 	c := &cliConn{l: l, fd: nc.fd, nc: nc}
+	c.timed = timed{idx: -1, c: c}
 	c.tc = newTimeoutConn(&loopAddr{remote: nc.remote, local: nc.local}, 0)
 	c.ctx.Init2(c.tc, logAdapter{f.log}, false)
 	c.ctx.Request.Header.DisableNormalizing()
@@ -84,9 +85,9 @@ func (l *evLoop) addClient(nc newConn) {
 	c.phase = cIdle
 	// The first request is timed from the connection's start.
 	if d := f.cfg.RequestTimeout; d > 0 {
-		l.arm(&c.timed, c, d)
+		l.arm(&c.timed, d)
 	} else {
-		l.arm(&c.timed, c, c.idleTimeout())
+		l.arm(&c.timed, c.idleTimeout())
 	}
 	c.readyRd = true
 	c.read()
@@ -169,14 +170,14 @@ func (c *cliConn) process(data []byte, shared bool) {
 			c.phase = cHeader
 			c.tc.tx.begin(c.l.now)
 			if d := f.cfg.RequestTimeout; d > 0 && c.started {
-				c.l.arm(&c.timed, c, d)
+				c.l.arm(&c.timed, d)
 			}
 			c.started = true
 			if f.cfg.RequestTimeout == 0 {
-				c.l.arm(&c.timed, c, f.cfg.ClientTimeout)
+				c.l.arm(&c.timed, f.cfg.ClientTimeout)
 			}
 		} else if f.cfg.RequestTimeout == 0 {
-			c.l.arm(&c.timed, c, f.cfg.ClientTimeout)
+			c.l.arm(&c.timed, f.cfg.ClientTimeout)
 		}
 		n, ok := c.request(data)
 		if !ok {
@@ -404,7 +405,7 @@ func (c *cliConn) flush() {
 			// EPOLLOUT brings the rest; the client must take it
 			// within its timeout.
 			if n > 0 || c.timed.dl == 0 {
-				c.l.arm(&c.timed, c, c.l.f.cfg.ClientTimeout)
+				c.l.arm(&c.timed, c.l.f.cfg.ClientTimeout)
 			}
 			return
 		case err == unix.EINTR:
@@ -441,7 +442,7 @@ func (c *cliConn) requestDone() {
 		return
 	}
 	c.phase = cIdle
-	c.l.arm(&c.timed, c, c.idleTimeout())
+	c.l.arm(&c.timed, c.idleTimeout())
 	if c.busy {
 		return // read or process goes on with what follows
 	}
@@ -498,7 +499,7 @@ func (c *cliConn) close() {
 		sc.close()
 	}
 	c.closed = true
-	c.l.unregister(c.fd)
+	c.l.unregister(c.fd, &c.timed)
 	c.fd = -1
 	c.leave()
 	c.nc.release()
@@ -527,6 +528,7 @@ func (c *cliConn) handoff(data []byte) {
 	file := os.NewFile(uintptr(c.fd), "client")
 	nc, err := net.FileConn(file) // a duplicate of the descriptor
 	c.closed = true
+	l.timers.remove(&c.timed)
 	delete(l.conns, c.fd)
 	unix.EpollCtl(l.ep, unix.EPOLL_CTL_DEL, c.fd, nil)
 	file.Close()

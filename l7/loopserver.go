@@ -84,6 +84,7 @@ func (l *evLoop) serverConn(s *server, be *Backend, fresh bool) (*srvConn, error
 	}
 	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	sc := &srvConn{l: l, fd: fd, s: s, be: be, start: l.now}
+	sc.timed = timed{idx: -1, c: sc}
 	err = unix.Connect(fd, sa)
 	switch {
 	case err == nil:
@@ -98,7 +99,7 @@ func (l *evLoop) serverConn(s *server, be *Backend, fresh bool) (*srvConn, error
 		return nil, &connectError{err: osError("epoll", err)}
 	}
 	if sc.connecting {
-		l.arm(&sc.timed, sc, be.cfg.ConnectTimeout)
+		l.arm(&sc.timed, be.cfg.ConnectTimeout)
 	}
 	return sc, nil
 }
@@ -135,7 +136,7 @@ func (sc *srvConn) flushOut() {
 		switch {
 		case err == nil:
 		case isAgain(err):
-			sc.l.arm(&sc.timed, sc, sc.be.cfg.ServerTimeout)
+			sc.l.arm(&sc.timed, sc.be.cfg.ServerTimeout)
 			return
 		case err == unix.EINTR:
 		default:
@@ -143,7 +144,7 @@ func (sc *srvConn) flushOut() {
 			return
 		}
 	}
-	sc.l.arm(&sc.timed, sc, sc.be.cfg.ServerTimeout)
+	sc.l.arm(&sc.timed, sc.be.cfg.ServerTimeout)
 	if sc.readyRd {
 		sc.read()
 	}
@@ -207,7 +208,7 @@ func (sc *srvConn) read() {
 			if n < len(l.buf) && !sc.hup {
 				sc.readyRd = false
 			}
-			l.arm(&sc.timed, sc, sc.be.cfg.ServerTimeout)
+			l.arm(&sc.timed, sc.be.cfg.ServerTimeout)
 			sc.data(l.buf[:n])
 		case isAgain(err):
 			sc.readyRd = false
@@ -396,7 +397,7 @@ func (sc *srvConn) idleNow() {
 	l := sc.l
 	sc.reused, sc.out, sc.sent, sc.paused = true, nil, 0, false
 	sc.in = sc.in[:0]
-	l.arm(&sc.timed, sc, IdleServerConn)
+	l.arm(&sc.timed, IdleServerConn)
 	l.idle[sc.s] = append(l.idle[sc.s], sc)
 	if sc.readyRd {
 		sc.read() // already closed by the server?
@@ -457,6 +458,6 @@ func (sc *srvConn) close() {
 		return
 	}
 	sc.closed = true
-	sc.l.unregister(sc.fd)
+	sc.l.unregister(sc.fd, &sc.timed)
 	sc.fd = -1
 }
