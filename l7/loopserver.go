@@ -3,6 +3,7 @@ package l7
 import (
 	"bytes"
 	"net"
+	"strconv"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -308,7 +309,13 @@ func (sc *srvConn) head(h []byte) bool {
 		}
 	default:
 		sc.mode, sc.keep = bodyClose, false
-		c.closeAfter = true
+		if c.http10 {
+			c.closeAfter = true
+		} else {
+			// An HTTP/1.1 client keeps its connection: the body goes
+			// to it in chunks, as the goroutine engine sends it.
+			resp.Header.SetContentLength(-1)
+		}
 	}
 	c.be.respond(&c.ctx.Request, resp, c.target, &c.o, tx)
 	if c.closeAfter {
@@ -360,7 +367,14 @@ func (sc *srvConn) body(p []byte) {
 			}
 		}
 	default:
-		c.out = append(c.out, p...)
+		if c.http10 {
+			c.out = append(c.out, p...)
+		} else if len(p) > 0 {
+			c.out = strconv.AppendInt(c.out, int64(len(p)), 16)
+			c.out = append(c.out, "\r\n"...)
+			c.out = append(c.out, p...)
+			c.out = append(c.out, "\r\n"...)
+		}
 	}
 	if done {
 		sc.complete()
@@ -408,6 +422,9 @@ func (sc *srvConn) idleNow() {
 func (sc *srvConn) ended(err error) {
 	if sc.gotHead && sc.mode == bodyClose {
 		sc.keep = false
+		if c := sc.cli; c != nil && !c.http10 {
+			c.out = append(c.out, "0\r\n\r\n"...)
+		}
 		sc.complete()
 		return
 	}
