@@ -18,10 +18,16 @@ import (
 type L7 struct {
 	// Threads is how many cores run the tier's code at once (HAProxy's
 	// nbthread, Go's GOMAXPROCS); 0 leaves the default, one per core.
-	Threads   int
+	Threads int
+	// Engine serves plain HTTP: "loops" (the default), an event loop per
+	// thread, as HAProxy; "goroutines", a goroutine per connection.
+	Engine    string
 	Frontends []L7Frontend
 	Backends  []L7Backend
 }
+
+// Engines of the tier.
+var engines = map[string]string{"loops": "loops", "goroutines": "goroutines"}
 
 // Balance algorithms of a backend (HAProxy's "balance").
 var balances = map[string]string{
@@ -142,6 +148,7 @@ type L7Cookie struct {
 type rawL7 struct {
 	pos
 	threads   opt[int64]
+	engine    opt[string]
 	frontends []rawFrontend
 	backends  []rawBackend
 }
@@ -206,11 +213,11 @@ type rawCookie struct {
 }
 
 func parseL7(w *walker, n *yaml.Node, p pos) *rawL7 {
-	f := w.mapping(n, p, "threads", "frontends", "backends")
+	f := w.mapping(n, p, "threads", "engine", "frontends", "backends")
 	if f == nil {
 		return nil
 	}
-	l := &rawL7{pos: f.pos, threads: f.integer("threads", 1, 4096)}
+	l := &rawL7{pos: f.pos, threads: f.integer("threads", 1, 4096), engine: enum(f, "engine", engines)}
 	f.list("frontends", func(n *yaml.Node, p pos) {
 		if fe := parseFrontend(w, n, p); fe != nil {
 			l.frontends = append(l.frontends, *fe)
@@ -341,7 +348,7 @@ func (v *validator) l7(raw *rawL7) *L7 {
 	if raw == nil {
 		return nil
 	}
-	l := &L7{Threads: int(raw.threads.v)}
+	l := &L7{Threads: int(raw.threads.v), Engine: raw.engine.or("loops")}
 	backends := map[string]pos{}
 	for i := range raw.backends {
 		be, ok := v.l7Backend(&raw.backends[i])

@@ -26,6 +26,7 @@ func TestL7Good(t *testing.T) {
 control_socket: proxy.sock
 l7:
   threads: 1
+  engine: goroutines
   frontends:
     - name: www
       bind: [":80", "10.99.0.100:443"]
@@ -70,8 +71,8 @@ l7:
 	if cfg.ControlSocket != filepath.Join(dir, "proxy.sock") {
 		t.Errorf("control socket %q", cfg.ControlSocket)
 	}
-	if cfg.L7.Threads != 1 {
-		t.Errorf("threads %d, want 1", cfg.L7.Threads)
+	if cfg.L7.Threads != 1 || cfg.L7.Engine != "goroutines" {
+		t.Errorf("threads %d, engine %q, want 1, goroutines", cfg.L7.Threads, cfg.L7.Engine)
 	}
 	fe := cfg.L7.Frontends[0]
 	wantFE := L7Frontend{
@@ -193,6 +194,12 @@ l7:
   frontends: [{ name: www, bind: [":80"], default_backend: web }]
   backends: [{ name: web, servers: [{ name: w, address: "10.0.0.1:80" }] }]
 `, []string{`proxy.yaml:2: l7.threads: 0 out of range 1..4096`}},
+		{"engine", `
+l7:
+  engine: threads
+  frontends: [{ name: www, bind: [":80"], default_backend: web }]
+  backends: [{ name: web, servers: [{ name: w, address: "10.0.0.1:80" }] }]
+`, []string{`proxy.yaml:2: l7.engine: "threads": want goroutines, loops`}},
 		{"backend problems", `
 l7:
   frontends: [{ name: www, bind: [":80"], default_backend: web }]

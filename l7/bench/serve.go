@@ -28,6 +28,7 @@ func serve(args []string) error {
 	backends := fs.String("backends", "", "comma-separated server addresses")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile here until SIGTERM")
 	threads := fs.Int("threads", 0, "GOMAXPROCS (0: the Go default, one per core)")
+	engine := fs.String("engine", l7.EngineLoops, "loops or goroutines (FrontendConfig.Engine)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -49,7 +50,7 @@ func serve(args []string) error {
 		return err
 	}
 	log := zerolog.New(os.Stderr).With().Timestamp().Logger().Level(zerolog.InfoLevel)
-	fe, err := l7.NewFrontend(l7.FrontendConfig{Name: "fe", Backend: be, Logger: log})
+	fe, err := l7.NewFrontend(l7.FrontendConfig{Name: "fe", Backend: be, Logger: log, Engine: *engine})
 	if err != nil {
 		return err
 	}

@@ -96,7 +96,9 @@ func (t *Tier) apply(cfg *config.L7) error {
 	}
 	fronts := map[string]*l7.Frontend{}
 	for _, fc := range cfg.Frontends {
-		fe, err := l7.NewFrontend(frontendConfig(fc, backends, t.log))
+		fcfg := frontendConfig(fc, backends, t.log)
+		fcfg.Engine = cfg.Engine
+		fe, err := l7.NewFrontend(fcfg)
 		if err != nil {
 			return fmt.Errorf("frontend %s: %w", fc.Name, err)
 		}
