@@ -80,35 +80,73 @@
 // goroutine scheduling and about 10% fasthttp's header parsing and
 // writing; user time per request is below HAProxy's.
 //
-// # Runtime settings
+// # Event loops
 //
-// The l7 section's threads (HAProxy's nbthread) sets GOMAXPROCS; by
-// default it is the number of cores, as nbthread is. make bench-l7 runs
-// both proxies at 1 and 2 threads. On 2 cores shared with wrk (2
-// threads) and nginx, two Go threads keep a p99 at 64 connections of
-// 1.9-2.6x HAProxy's at two threads (6 ms against 2.5 ms), with one
-// thread 1.4-1.5x HAProxy's at one thread (2.6-2.8 ms). The tail is not
-// Go's scheduling across Ps: two processes of one thread each behind
-// SO_REUSEPORT kept the same 5 ms p99. It is the kernel's: a proxy thread
-// that runs all the time is preempted by the busy wrk and nginx threads
-// for a slice, where HAProxy's threads sleep and wake often and win the
-// CPU back at once. With one thread the tier is the only busy task on its
-// core. Counted per request at one thread: 2.05 reads (2.6% of them
-// EAGAIN) and 2 writes, as HAProxy's 2 recv and 2 send; user time below
-// HAProxy's, kernel time above. A FIFO server pool keeps about 130 server
-// connections for 64 clients (HAProxy 72); LIFO measured no better. GOGC
-// is left at 100: with no allocations per request the collector barely
-// runs.
+// That engine (fasthttp's goroutine per connection, made lean as above)
+// stopped short of HAProxy on the tail: at two threads on 2 cores shared
+// with wrk and nginx its p99 at 64 connections was 2-3x HAProxy's, at
+// one thread 1.4-1.5x. Its scheduler threads never sleep, and the kernel
+// takes the CPU from them for a slice in favour of wrk and nginx;
+// HAProxy's threads sleep in epoll_wait and win it back at once.
 //
-// Two bench-l7 runs in this session, each proxy at its best thread count
-// (req/s ×, CPU ×: above 1 is better; p99 ×: below 1 is better):
+// So plain HTTP/1.x is now served as HAProxy serves it (loop.go,
+// loopclient.go, loopserver.go): an event loop per thread (the l7
+// section's threads, Go's GOMAXPROCS), each a locked OS thread with an
+// edge-triggered epoll set holding client and server sockets alike, that
+// sleeps in epoll_wait when idle. A new connection goes to the loop with
+// the fewest, as HAProxy gives it to the least loaded thread. A request
+// costs its reads and writes: two reads and two writes when the client
+// and server are quick, no goroutine switch, no netpoller round trip, and
+// no allocation (TestLoopAllocs). A short read means the socket is
+// drained (the next bytes bring a new edge) unless the peer closed its
+// side. Server connections are pooled per loop, last in first out;
+// deadlines sit in one indexed heap per loop, each connection in it once.
 //
-//	                              64 conns            256 conns
-//	quiet machine (3 runs of 8 s) 1.02  1.12  0.83    0.93  1.15  0.92
-//	busy machine (5 runs of 10 s) 0.87  0.84  1.41    0.86  1.00  0.97
+// The loops take the common request: a header section that fits
+// MaxHeaderSize with CRLF line ends and passes checkHeader, no body or a
+// Content-Length body of up to BodyBuffer, no Expect or Upgrade, a backend
+// (not a rule's own answer) none of whose servers is at its maxconn.
+// Anything else, and every request after it on that connection, goes to
+// the goroutine engine with the bytes read so far (handedConn): chunked
+// and large bodies, 100-continue, WebSocket, rule answers, queueing,
+// malformed framing and the answers to it. TLS listeners keep the
+// goroutine engine. Both engines share the request and response logic
+// (Backend.prepare and respond, the cookie code), the counters, the
+// access log and the stats, and TestEnginesAgree checks that a client
+// gets the same bytes from both for 15 kinds of request; where they
+// differ the loops are right (an HTTP/1.0 client gets no chunks, a 204 no
+// default Content-Type). Responses are streamed: Content-Length bodies as
+// they come, chunked ones checked with the requests' chunk scanner, bodies
+// delimited by the server's close re-chunked for HTTP/1.1 clients; a
+// client that reads slowly holds the server back once 256 KB wait for
+// it. The l7 section's engine: goroutines (FrontendConfig.Engine) goes
+// back to the goroutine engine everywhere.
 //
-// On the busy machine a proxy's own runs spread from 40,000 to 80,000
-// requests/s, more than any difference between the two.
+// One bench-l7 run with both engines and HAProxy 2.6 (3 interleaved runs
+// of 8 s, medians, a busy machine; the goroutine engine through bench
+// serve -engine goroutines):
+//
+//	64 conns        req/s   p99 ms  CPU µs/req   256 conns: req/s  p99 ms  CPU
+//	loops 1t        74,063  2.72    12.0                    58,690  6.32  15.8
+//	HAProxy 1t      68,587  1.70    14.3                    55,481  7.49  17.9
+//	loops 2t        77,556  2.95    13.2                    75,950  7.07  13.6
+//	HAProxy 2t      75,004  1.89    15.3                    74,113  6.80  15.7
+//	goroutines 1t   74,389  2.21    13.1                    64,967  6.69  15.4
+//	goroutines 2t   68,487  5.62    14.8                    67,680  8.52  15.9
+//
+// Against HAProxy at as many threads the loops make 1.02-1.08x its
+// requests/s for 0.84-0.88x its CPU per request (1.13-1.19x). The p99 at
+// 256 connections is HAProxy's (0.84x, 1.04x); at 64 it is 1.56-1.60x
+// (about 1 ms more), where the goroutine engine at two threads was 2.97x.
+// A bare epoll proxy written for comparison (no header parsing, nothing
+// but a fixed backend and a cookie) measured 1.5-1.7 ms there, HAProxy's
+// figure, with 9 µs a request: the rest of the tail is in the 3 µs of
+// user time a request takes here (fasthttp's header parsing and writing,
+// the cookie, the counters shared between the loops), not in the design.
+//
+// Earlier runs on a quieter machine: 1.09-1.19x the requests/s and
+// 1.23-1.28x the CPU efficiency at 1 and 2 threads, p99 1.39-1.51x at 64
+// connections and 1.04-1.05x at 256.
 //
 // # TLS and HTTP/2
 //

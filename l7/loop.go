@@ -43,12 +43,9 @@ import (
 
 // loopEngine is a frontend's loops.
 type loopEngine struct {
-	f     *Frontend
-	loops []*evLoop
-	done  chan struct{} // closed when every loop has ended
-	// stop is closed by Shutdown: the loops finish their requests, close
-	// their connections and end.
-	stop     chan struct{}
+	f        *Frontend
+	loops    []*evLoop
+	done     chan struct{} // closed when every loop has ended
 	stopOnce sync.Once
 	wg       sync.WaitGroup
 }
@@ -94,7 +91,7 @@ const (
 )
 
 func newLoopEngine(f *Frontend, n int) (*loopEngine, error) {
-	e := &loopEngine{f: f, done: make(chan struct{}), stop: make(chan struct{})}
+	e := &loopEngine{f: f, done: make(chan struct{})}
 	for i := 0; i < n; i++ {
 		l, err := newEvLoop(e)
 		if err != nil {
@@ -170,7 +167,6 @@ func (l *evLoop) signal() {
 // done; then their connections are closed.
 func (e *loopEngine) shutdown(ctx context.Context) error {
 	e.stopOnce.Do(func() {
-		close(e.stop)
 		for _, l := range e.loops {
 			l.mu.Lock()
 			l.stop = true
