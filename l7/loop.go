@@ -52,7 +52,6 @@ type loopEngine struct {
 
 // evLoop is one thread's epoll set and connections.
 type evLoop struct {
-	e        *loopEngine
 	f        *Frontend
 	ep       int
 	wake     int // eventfd: new connections, shutdown
@@ -131,7 +130,7 @@ func newEvLoop(e *loopEngine) (*evLoop, error) {
 		unix.Close(wake)
 		return nil, fmt.Errorf("epoll: %w", err)
 	}
-	l := &evLoop{e: e, f: e.f, ep: ep, wake: wake, conns: map[int]loopConn{},
+	l := &evLoop{f: e.f, ep: ep, wake: wake, conns: map[int]loopConn{},
 		idle: map[*server][]*srvConn{}, addrs: map[*server]unix.Sockaddr{}, buf: make([]byte, loopRead)}
 	l.br = bufio.NewReaderSize(&l.rd, max(e.f.cfg.MaxHeaderSize, 4096)+16)
 	return l, nil

@@ -305,7 +305,7 @@ func (c *cliConn) try() {
 		if c.target = be.pick(c.avoid, c.o.key); c.target == nil {
 			be.noServer(tx)
 			c.ctx.Error("503 Service Unavailable: no server is available", fasthttp.StatusServiceUnavailable)
-			c.own(nil)
+			c.own()
 			return
 		}
 	}
@@ -353,12 +353,11 @@ func (c *cliConn) serverFailed(err error) {
 	c.ctx.Response.Reset()
 	c.be.failed(c.target, err, c.tc.tx)
 	serverError(&c.ctx, err)
-	c.own(nil)
+	c.own()
 }
 
-// own sends the response in c.ctx, the proxy's own (srv nil) or a
-// server's whose body is all in it.
-func (c *cliConn) own(srv *server) {
+// own sends the proxy's own response, in c.ctx.
+func (c *cliConn) own() {
 	resp := &c.ctx.Response
 	resp.Header.DisableNormalizing()
 	resp.Header.SetNoDefaultContentType(true)
@@ -366,7 +365,7 @@ func (c *cliConn) own(srv *server) {
 		resp.Header.SetConnectionClose()
 	}
 	resp.Header.SetContentLength(len(resp.Body()))
-	c.responseStarts(srv)
+	c.responseStarts(nil)
 	c.out = appendResponseHead(c.out, &resp.Header)
 	c.out = append(c.out, resp.Body()...)
 	c.responseEnds()
