@@ -284,12 +284,42 @@ func (l *evLoop) register(fd int, c loopConn) error {
 	return nil
 }
 
+// unregister takes a connection out of the loop and closes its socket.
 func (l *evLoop) unregister(fd int, t *timed) {
+	l.detach(fd, t)
+	unix.Close(fd)
+}
+
+// detach takes a connection out of the loop, its socket left open.
+func (l *evLoop) detach(fd int, t *timed) {
 	t.closed = true
 	l.timers.remove(t)
 	delete(l.conns, fd)
 	unix.EpollCtl(l.ep, unix.EPOLL_CTL_DEL, fd, nil)
-	unix.Close(fd)
+}
+
+// readiness follows the readable state of an edge-triggered socket:
+// ready from an event until a read finds it drained. A read shorter than
+// the buffer drains it, as HAProxy assumes, since the next bytes bring a
+// new edge; but not once the peer has closed its side, whose EOF brings
+// none of its own: then reading goes on until it is seen.
+type readiness struct{ ready, hup bool }
+
+// event notes ev and reports whether it says the socket is readable.
+func (r *readiness) event(ev uint32) bool {
+	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) == 0 {
+		return false
+	}
+	r.ready = true
+	r.hup = r.hup || ev&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0
+	return true
+}
+
+// read notes a read of a buffer of size that returned n and err.
+func (r *readiness) read(n, size int, err error) {
+	if (n > 0 && n < size && !r.hup) || isAgain(err) {
+		r.ready = false
+	}
 }
 
 // Timers: a heap of the connections with a deadline, each in it once at

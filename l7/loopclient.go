@@ -22,17 +22,16 @@ const (
 // cliConn is a client connection of a loop.
 type cliConn struct {
 	timed
-	l       *evLoop
-	fd      int
-	nc      newConn
-	tc      *timeoutConn // the per-connection state the shared logic reads
-	ctx     fasthttp.RequestCtx
-	in      []byte // read and not consumed yet
-	out     []byte // to write
-	phase   uint8
-	readyRd bool // an edge came that was not read to its end
-	hup     bool // the client closed its side: read to the end
-	http10  bool // the request is HTTP/1.0
+	l      *evLoop
+	fd     int
+	nc     newConn
+	tc     *timeoutConn // the per-connection state the shared logic reads
+	ctx    fasthttp.RequestCtx
+	in     []byte // read and not consumed yet
+	out    []byte // to write
+	phase  uint8
+	rd     readiness
+	http10 bool // the request is HTTP/1.0
 	// closeAfter: close once the response is out (the client asked, or
 	// the response is delimited by the close, or the loop stops).
 	closeAfter bool
@@ -89,7 +88,7 @@ func (l *evLoop) addClient(nc newConn) {
 	} else {
 		l.arm(&c.timed, c.idleTimeout())
 	}
-	c.readyRd = true
+	c.rd.ready = true
 	c.read()
 }
 
@@ -113,12 +112,8 @@ func (c *cliConn) event(ev uint32) {
 			return
 		}
 	}
-	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
-		c.readyRd = true
-		c.hup = c.hup || ev&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0
-		if c.phase <= cHeader {
-			c.read()
-		}
+	if c.rd.event(ev) && c.phase <= cHeader {
+		c.read()
 	}
 }
 
@@ -128,25 +123,21 @@ func (c *cliConn) read() {
 	was := c.busy
 	c.busy = true
 	defer func() { c.busy = was }()
-	for c.readyRd && !c.closed && c.phase <= cHeader {
+	for c.rd.ready && !c.closed && c.phase <= cHeader {
 		n, err := unix.Read(c.fd, l.buf)
+		c.rd.read(n, len(l.buf), err)
 		if n > 0 {
 			c.tc.tx.read(n, nil)
 		}
 		switch {
 		case n > 0:
-			if n < len(l.buf) && !c.hup {
-				c.readyRd = false // drained: the next bytes bring an edge
-			}
 			if len(c.in) == 0 {
 				c.process(l.buf[:n], true)
 			} else {
 				c.in = append(c.in, l.buf[:n]...)
 				c.process(c.in, false)
 			}
-		case isAgain(err):
-			c.readyRd = false
-		case err == unix.EINTR:
+		case isAgain(err), err == unix.EINTR:
 		default:
 			// The client closed, or the connection failed.
 			if err != nil {
@@ -358,17 +349,21 @@ func (c *cliConn) serverFailed(err error) {
 
 // own sends the proxy's own response, in c.ctx.
 func (c *cliConn) own() {
+	c.responseStarts(nil)
+	c.appendAnswer()
+	c.responseEnds()
+}
+
+// appendAnswer appends the proxy's own response in c.ctx to c.out.
+func (c *cliConn) appendAnswer() {
 	resp := &c.ctx.Response
-	resp.Header.DisableNormalizing()
 	resp.Header.SetNoDefaultContentType(true)
 	if c.closeAfter {
 		resp.Header.SetConnectionClose()
 	}
 	resp.Header.SetContentLength(len(resp.Body()))
-	c.responseStarts(nil)
 	c.out = appendResponseHead(c.out, &resp.Header)
 	c.out = append(c.out, resp.Body()...)
-	c.responseEnds()
 }
 
 // responseStarts counts a response as the goroutine engine does once its
@@ -449,7 +444,7 @@ func (c *cliConn) requestDone() {
 		// Pipelined requests.
 		c.process(c.in, false)
 	}
-	if c.readyRd {
+	if c.rd.ready {
 		c.read()
 	}
 }
@@ -460,17 +455,12 @@ func (c *cliConn) expire() {
 	case cIdle:
 		c.close() // an idle keep-alive connection goes silently
 	case cHeader:
-		c.ctx.Response.Reset()
-		c.ctx.Response.Header.SetNoDefaultContentType(true)
-		reject(&c.ctx, fasthttp.StatusRequestTimeout)
-		c.ctx.Response.Header.SetConnectionClose()
-		f := c.l.f
 		c.ctx.Request.Header.Reset()
-		f.rejected(&c.ctx, 'c', 'R', true)
+		c.ctx.Response.Reset()
+		reject(&c.ctx, fasthttp.StatusRequestTimeout)
+		c.l.f.rejected(&c.ctx, 'c', 'R', true)
 		c.closeAfter = true
-		c.ctx.Response.Header.SetContentLength(len(c.ctx.Response.Body()))
-		c.out = appendResponseHead(c.out, &c.ctx.Response.Header)
-		c.out = append(c.out, c.ctx.Response.Body()...)
+		c.appendAnswer()
 		c.phase = cSending
 		c.flush()
 	default:
@@ -526,10 +516,7 @@ func (c *cliConn) handoff(data []byte) {
 	pre := append([]byte(nil), data...)
 	file := os.NewFile(uintptr(c.fd), "client")
 	nc, err := net.FileConn(file) // a duplicate of the descriptor
-	c.closed = true
-	l.timers.remove(&c.timed)
-	delete(l.conns, c.fd)
-	unix.EpollCtl(l.ep, unix.EPOLL_CTL_DEL, c.fd, nil)
+	l.detach(c.fd, &c.timed)
 	file.Close()
 	c.fd = -1
 	if tx := c.tc.tx; tx != nil {

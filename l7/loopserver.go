@@ -32,8 +32,7 @@ type srvConn struct {
 	connecting bool
 	start      time.Time
 	reused     bool
-	readyRd    bool
-	hup        bool // the server closed its side: read to the end
+	rd         readiness
 	paused     bool // the client's output is full
 	gotHead    bool
 	mode       uint8
@@ -146,7 +145,7 @@ func (sc *srvConn) flushOut() {
 		}
 	}
 	sc.l.arm(&sc.timed, sc.be.cfg.ServerTimeout)
-	if sc.readyRd {
+	if sc.rd.ready {
 		sc.read()
 	}
 }
@@ -184,19 +183,15 @@ func (sc *srvConn) event(ev uint32) {
 			return
 		}
 	}
-	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
-		sc.readyRd = true
-		sc.hup = sc.hup || ev&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0
-		if !sc.paused {
-			sc.read()
-		}
+	if sc.rd.event(ev) && !sc.paused {
+		sc.read()
 	}
 }
 
 // read reads the server's response, or the close of an idle connection.
 func (sc *srvConn) read() {
 	l := sc.l
-	for sc.readyRd && !sc.paused && !sc.closed {
+	for sc.rd.ready && !sc.paused && !sc.closed {
 		if sc.cli == nil {
 			// Idle: the server closed it, or sent what no request
 			// asked for.
@@ -204,16 +199,12 @@ func (sc *srvConn) read() {
 			return
 		}
 		n, err := unix.Read(sc.fd, l.buf)
+		sc.rd.read(n, len(l.buf), err)
 		switch {
 		case n > 0:
-			if n < len(l.buf) && !sc.hup {
-				sc.readyRd = false
-			}
 			l.arm(&sc.timed, sc.be.cfg.ServerTimeout)
 			sc.data(l.buf[:n])
-		case isAgain(err):
-			sc.readyRd = false
-		case err == unix.EINTR:
+		case isAgain(err), err == unix.EINTR:
 		case n == 0 && err == nil:
 			sc.ended(errServerClosed)
 			return
@@ -389,7 +380,7 @@ func (sc *srvConn) body(p []byte) {
 // resume reads the server again once the client took its output.
 func (sc *srvConn) resume() {
 	sc.paused = false
-	if sc.readyRd {
+	if sc.rd.ready {
 		sc.read()
 	}
 }
@@ -413,7 +404,7 @@ func (sc *srvConn) idleNow() {
 	sc.in = sc.in[:0]
 	l.arm(&sc.timed, IdleServerConn)
 	l.idle[sc.s] = append(l.idle[sc.s], sc)
-	if sc.readyRd {
+	if sc.rd.ready {
 		sc.read() // already closed by the server?
 	}
 }
