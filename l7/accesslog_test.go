@@ -368,25 +368,13 @@ func TestAccessLogAllocs(t *testing.T) {
 				cfg.AccessLog = &l
 			}
 			fe, feAddr := serveFrontend(t, cfg)
-			c, err := net.Dial("tcp", feAddr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			c, response := cannedClient(t, feAddr)
 			req := []byte("GET /some/path?x=1 HTTP/1.1\r\nHost: x\r\nCookie: SRV=a\r\n\r\n")
-			buf := make([]byte, 4096)
 			run := func() {
 				if _, err := c.Write(req); err != nil {
 					t.Fatal(err)
 				}
-				n := 0
-				for !bytes.HasSuffix(buf[:n], []byte("hello")) {
-					m, err := c.Read(buf[n:])
-					if err != nil {
-						t.Fatal(err)
-					}
-					n += m
-				}
+				response()
 			}
 			for range 10 {
 				run()

@@ -77,15 +77,8 @@ func shapeFrontend(t *testing.T, addr, engine string) string {
 // methods given, then whether the connection was closed after them.
 func exchange(t *testing.T, addr, raw string, methods ...string) ([]*http.Response, [][]byte, bool) {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := sendRaw(t, addr, raw)
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(c, raw); err != nil {
-		t.Fatal(err)
-	}
 	br := bufio.NewReader(c)
 	var resps []*http.Response
 	var bodies [][]byte
@@ -109,7 +102,7 @@ func exchange(t *testing.T, addr, raw string, methods ...string) ([]*http.Respon
 		wait = 3 * time.Second
 	}
 	c.SetReadDeadline(time.Now().Add(wait))
-	_, err = br.ReadByte()
+	_, err := br.ReadByte()
 	closed := err == io.EOF
 	return resps, bodies, closed
 }

@@ -79,16 +79,25 @@ func startRecorder(t *testing.T) *recorder {
 // it.
 func rawRequest(t *testing.T, addr, raw string, checkClose bool) (*http.Response, bool) {
 	t.Helper()
+	c := sendRaw(t, addr, raw)
+	defer c.Close()
+	return readAnswer(t, bufio.NewReader(c), checkClose)
+}
+
+// sendRaw sends raw bytes on a new connection with a 10 s deadline and
+// returns the connection.
+func sendRaw(t *testing.T, addr, raw string) net.Conn {
+	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := io.WriteString(c, raw); err != nil {
+		c.Close()
 		t.Fatal(err)
 	}
-	return readAnswer(t, bufio.NewReader(c), checkClose)
+	return c
 }
 
 // readAnswer reads a response from br and, if checkClose, whether the
