@@ -3,7 +3,13 @@
 // haproxy, ours, haproxy...), medians of requests/s, p50/p99 latency and
 // CPU per request of the proxy process, and the ratios.
 //
-//	go run ./l7/bench [-runs 5] [-d 10s] [-c 64,256]
+//	go run ./l7/bench [-runs 5] [-d 10s] [-c 64,256] [-threads 1,2] [-pin]
+//
+// By default the scheduler places the proxy, wrk and nginx on the
+// machine's cores as it likes, as the measurement does; with
+// -pin (and -threads 1) each proxy has a CPU of its own and wrk and nginx
+// share the others, which separates what the proxy does to a request's
+// latency from what the sharing of cores does.
 //
 // It needs nginx, haproxy and wrk in PATH (Debian: apt-get install
 // haproxy nginx wrk) and sends traffic to loopback only. Every process it
@@ -96,6 +102,7 @@ func run() error {
 	noOurs := flag.Bool("no-director", false, "leave out the director tier (compare -proxy candidates only)")
 	keep := flag.Bool("keep", false, "keep the work directory (configs, logs)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the director tier to this file")
+	pin := flag.Bool("pin", false, "give each proxy the last CPU to itself and wrk and nginx the others (with -threads 1): the proxy's own latency, apart from the scheduler's sharing of cores")
 	var extra proxyFlags
 	flag.Var(&extra, "proxy", "extra candidate NAME=BINARY, started with -listen ADDR -backends A,B,C (repeatable)")
 	flag.Parse()
@@ -124,6 +131,11 @@ func run() error {
 	}
 	ps := &procs{dir: dir}
 	defer ps.killAll()
+	if *pin {
+		if err := ps.pinCPUs(threads); err != nil {
+			return err
+		}
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -178,12 +190,15 @@ func run() error {
 	}
 
 	fmt.Printf("wrk -t%d -d%s, %d runs interleaved, 100-byte responses, 3 nginx backends\n", *wrkThreads, *dur, *runs)
+	if *pin {
+		fmt.Printf("pinned: each proxy on CPU %s, wrk and nginx on CPU %s\n", ps.proxyCPU, ps.otherCPUs)
+	}
 	// results[conns][target] = samples
 	results := map[int]map[string][]sample{}
 	for _, c := range conns {
 		results[c] = map[string][]sample{}
 		for _, t := range targets { // warm-up, not counted
-			if _, err := wrkRun(ctx, t, c, *wrkThreads, 2*time.Second); err != nil {
+			if _, err := wrkRun(ctx, ps, t, c, *wrkThreads, 2*time.Second); err != nil {
 				return err
 			}
 		}
@@ -196,7 +211,7 @@ func run() error {
 				}
 			}
 			for _, t := range order {
-				s, err := wrkRun(ctx, t, c, *wrkThreads, *dur)
+				s, err := wrkRun(ctx, ps, t, c, *wrkThreads, *dur)
 				if err != nil {
 					return err
 				}
@@ -284,7 +299,7 @@ func medians(ss []sample) sample {
 func startProxy(ctx context.Context, ps *procs, name, bin, listen string, backends, pre []string) (target, error) {
 	argv := append([]string{bin}, pre...)
 	argv = append(argv, "-listen", listen, "-backends", strings.Join(backends, ","))
-	cmd, err := ps.start(name, argv, nil)
+	cmd, err := ps.start(name, ps.onProxyCPU(argv), nil)
 	if err != nil {
 		return target{}, err
 	}
@@ -322,7 +337,7 @@ http {
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		return err
 	}
-	if _, err := ps.start("nginx", []string{"nginx", "-p", dir, "-c", path, "-g", "daemon off; master_process off;"}, nil); err != nil {
+	if _, err := ps.start("nginx", ps.onOtherCPUs([]string{"nginx", "-p", dir, "-c", path, "-g", "daemon off; master_process off;"}), nil); err != nil {
 		return err
 	}
 	for _, b := range backends {
@@ -365,7 +380,7 @@ backend be
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		return target{}, err
 	}
-	cmd, err := ps.start(name, []string{"haproxy", "-db", "-f", path}, nil)
+	cmd, err := ps.start(name, ps.onProxyCPU([]string{"haproxy", "-db", "-f", path}), nil)
 	if err != nil {
 		return target{}, err
 	}
@@ -375,13 +390,14 @@ backend be
 	return target{name: name, addr: listen, pid: cmd.Process.Pid}, nil
 }
 
-func wrkRun(ctx context.Context, t target, conns, threads int, d time.Duration) (sample, error) {
+func wrkRun(ctx context.Context, ps *procs, t target, conns, threads int, d time.Duration) (sample, error) {
 	u0, s0, err := cpuTicks(t.pid)
 	if err != nil {
 		return sample{}, fmt.Errorf("%s: %w", t.name, err)
 	}
-	cmd := exec.CommandContext(ctx, "wrk", "--latency", "-t"+strconv.Itoa(threads), "-c"+strconv.Itoa(conns),
-		"-d"+strconv.Itoa(int(d.Seconds()))+"s", "http://"+t.addr+"/")
+	argv := ps.onOtherCPUs([]string{"wrk", "--latency", "-t" + strconv.Itoa(threads), "-c" + strconv.Itoa(conns),
+		"-d" + strconv.Itoa(int(d.Seconds())) + "s", "http://" + t.addr + "/"})
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.CombinedOutput()
 	if err != nil {

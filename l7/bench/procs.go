@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +25,43 @@ type procs struct {
 	mu   sync.Mutex
 	list []child
 	dir  string
+	// With -pin: the CPU list (taskset's) of the proxies and that of
+	// everything else; empty, the scheduler places them.
+	proxyCPU, otherCPUs string
+}
+
+// pinCPUs gives the proxies the last CPU and the load and the servers the
+// others. A proxy with more threads than one CPU would be measured on
+// fewer CPUs than it runs threads, so only one thread is allowed.
+func (p *procs) pinCPUs(threads []int) error {
+	n := runtime.NumCPU()
+	if n < 2 {
+		return errors.New("-pin: needs 2 CPUs or more")
+	}
+	if len(threads) != 1 || threads[0] != 1 {
+		return errors.New("-pin: wants -threads 1 (the proxy has one CPU)")
+	}
+	if _, err := exec.LookPath("taskset"); err != nil {
+		return errors.New("-pin: taskset not found: apt-get install util-linux")
+	}
+	p.proxyCPU = strconv.Itoa(n - 1)
+	p.otherCPUs = "0"
+	if n > 2 {
+		p.otherCPUs = fmt.Sprintf("0-%d", n-2)
+	}
+	return nil
+}
+
+// onProxyCPU and onOtherCPUs run argv on the proxies' CPU or on the
+// others (taskset execs it: the process keeps its pid).
+func (p *procs) onProxyCPU(argv []string) []string  { return taskset(p.proxyCPU, argv) }
+func (p *procs) onOtherCPUs(argv []string) []string { return taskset(p.otherCPUs, argv) }
+
+func taskset(cpus string, argv []string) []string {
+	if cpus == "" {
+		return argv
+	}
+	return append([]string{"taskset", "-c", cpus}, argv...)
 }
 
 type child struct {
