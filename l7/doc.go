@@ -122,31 +122,49 @@
 // it. The l7 section's engine: goroutines (FrontendConfig.Engine) goes
 // back to the goroutine engine everywhere.
 //
-// One bench-l7 run with both engines and HAProxy 2.6 (3 interleaved runs
-// of 8 s, medians, a busy machine; the goroutine engine through bench
-// serve -engine goroutines):
+// One bench-l7 run (3 interleaved runs of 8 s, medians, HAProxy 2.6 on
+// the same nginx backends, the scheduler placing everything on the 2
+// cores as it likes):
 //
-//	64 conns        req/s   p99 ms  CPU µs/req   256 conns: req/s  p99 ms  CPU
-//	loops 1t        74,063  2.72    12.0                    58,690  6.32  15.8
-//	HAProxy 1t      68,587  1.70    14.3                    55,481  7.49  17.9
-//	loops 2t        77,556  2.95    13.2                    75,950  7.07  13.6
-//	HAProxy 2t      75,004  1.89    15.3                    74,113  6.80  15.7
-//	goroutines 1t   74,389  2.21    13.1                    64,967  6.69  15.4
-//	goroutines 2t   68,487  5.62    14.8                    67,680  8.52  15.9
+//	64 conns     req/s   p99 ms  CPU µs/req   256 conns: req/s  p99 ms  CPU
+//	loops 1t     74,552  2.34    11.6                    79,312  5.95  11.9
+//	HAProxy 1t   66,947  1.83    14.3                    69,114  6.28  14.3
+//	loops 2t     85,331  3.73    12.1                    82,900  6.83  12.4
+//	HAProxy 2t   86,227  1.77    13.2                    80,137  6.67  14.6
 //
-// Against HAProxy at as many threads the loops make 1.02-1.08x its
-// requests/s for 0.84-0.88x its CPU per request (1.13-1.19x). The p99 at
-// 256 connections is HAProxy's (0.84x, 1.04x); at 64 it is 1.56-1.60x
-// (about 1 ms more), where the goroutine engine at two threads was 2.97x.
-// A bare epoll proxy written for comparison (no header parsing, nothing
-// but a fixed backend and a cookie) measured 1.5-1.7 ms there, HAProxy's
-// figure, with 9 µs a request: the rest of the tail is in the 3 µs of
-// user time a request takes here (fasthttp's header parsing and writing,
-// the cookie, the counters shared between the loops), not in the design.
+// Against HAProxy at as many threads: 0.99-1.15x its requests/s, 1.09-1.23x
+// its CPU efficiency, the p99 at 256 connections HAProxy's (0.95x, 1.02x),
+// at 64 connections 1.28x at one thread and 2.11x at two. (An earlier run
+// with the goroutine engine beside them had it at 2.97x at two threads.)
 //
-// Earlier runs on a quieter machine: 1.09-1.19x the requests/s and
-// 1.23-1.28x the CPU efficiency at 1 and 2 threads, p99 1.39-1.51x at 64
-// connections and 1.04-1.05x at 256.
+// The same bench with -pin (the proxy on a CPU of its own, wrk and nginx
+// on the other; 5 runs of 8 s): the loops make 1.27x and 1.37x HAProxy's
+// requests/s at 64 and 256 connections, with 1.28x and 1.37x its CPU
+// efficiency, and a p99 of 0.85x and 0.83x (1.16 ms against 1.37 at 64,
+// each of the 5 runs 1.13-1.31 against 1.27-1.44). So the tail that is
+// left is not what the loops do to a request but how the kernel shares
+// two cores between the proxy, wrk's two threads and nginx, and a Go
+// process fares worse at that than HAProxy:
+//
+//   - A CPU profile of the loops under wrk: 71% of the samples in read
+//     and write (on loopback a write runs the receiver's TCP path too), 3%
+//     in epoll_wait, 26% in user code; of that a third is fasthttp parsing
+//     the response header, the rest the request's parsing and rewriting,
+//     the cookie and the counters.
+//   - A bare epoll proxy in Go (no parsing beyond the header's end, a
+//     fixed cookie; not kept) had HAProxy's p99 with 9 µs a request; with
+//     2 µs of busy work added to each request, wherever in it, its p99
+//     went from 1.85 to 2.5-2.7 ms though it still used less CPU per
+//     request than HAProxy, whose p99 stayed at 1.6.
+//   - Tried on the loops and not kept, each in 5 interleaved runs: one Go
+//     P more than loops, so that the runtime never takes a sleeping loop's
+//     P; the loops as goroutines parked in Go's netpoller instead of
+//     locked threads; epoll_wait as a raw syscall; polling for 10-50 µs
+//     before sleeping. None brought the p99 below the runs' spread: the
+//     raw syscall and the polling made it worse at one thread, and the
+//     netpoller made it several times worse at two.
+//   - The tail moves between runs: at 64 connections HAProxy's p99 was
+//     1.37-2.10 ms in this session's runs, the loops' 1.8-4.3.
 //
 // # TLS and HTTP/2
 //
