@@ -68,3 +68,38 @@ func FuzzParseSticky(f *testing.F) {
 		}
 	})
 }
+
+// FuzzHeadEnd checks the one-pass header end against the plain rule: the
+// end of the first empty line, CRLF or bare LF, whatever follows it.
+func FuzzHeadEnd(f *testing.F) {
+	for _, s := range []string{
+		"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab\n\n",
+		"GET / HTTP/1.0\n\nbody\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: x\r\n\n",
+		"GET / HTTP/1.1\r\nHost: x\n\r\n",
+		"GET / HTTP/1.1\r\nHost: x\r\n\r",
+		"GET / HTTP/1.1\r\nHost: x\r\n",
+		"\n\n", "\r\n\r\n", "\n\r", "\n", "",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		want := -1
+		for i := range b {
+			if b[i] != '\n' {
+				continue
+			}
+			if bytes.HasPrefix(b[i+1:], []byte("\n")) {
+				want = i + 2
+				break
+			}
+			if bytes.HasPrefix(b[i+1:], []byte("\r\n")) {
+				want = i + 3
+				break
+			}
+		}
+		if got := headEnd(b); got != want {
+			t.Fatalf("headEnd(%q) = %d, want %d", b, got, want)
+		}
+	})
+}

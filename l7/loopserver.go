@@ -246,15 +246,22 @@ func (sc *srvConn) data(p []byte) {
 // headEnd returns the length of the header section at the start of b,
 // up to the empty line that ends it (CRLF or a bare LF), -1 if it is not
 // all there.
+// One pass over the line ends, stopping at the first empty line: the
+// body after it is not read.
 func headEnd(b []byte) int {
-	end := -1
-	if i := bytes.Index(b, []byte("\n\r\n")); i >= 0 {
-		end = i + 3
+	for i := 0; ; {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			return -1
+		}
+		i += j + 1
+		switch {
+		case i < len(b) && b[i] == '\n':
+			return i + 1
+		case i+1 < len(b) && b[i] == '\r' && b[i+1] == '\n':
+			return i + 2
+		}
 	}
-	if j := bytes.Index(b, []byte("\n\n")); j >= 0 && (end < 0 || j+2 < end) {
-		end = j + 2
-	}
-	return end
 }
 
 // head parses the response header h and sends the client its rewritten
