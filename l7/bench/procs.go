@@ -9,12 +9,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // procs starts child processes and guarantees they are gone when the
@@ -30,25 +31,32 @@ type procs struct {
 	proxyCPU, otherCPUs string
 }
 
-// pinCPUs gives the proxies the last CPU and the load and the servers the
-// others. A proxy with more threads than one CPU would be measured on
-// fewer CPUs than it runs threads, so only one thread is allowed.
+// pinCPUs gives the proxies the last CPU the bench may use and the load
+// and the servers the others. A proxy with more threads than one CPU would
+// be measured on fewer CPUs than it runs threads, so only one thread is
+// allowed.
 func (p *procs) pinCPUs(threads []int) error {
-	n := runtime.NumCPU()
-	if n < 2 {
-		return errors.New("-pin: needs 2 CPUs or more")
-	}
 	if len(threads) != 1 || threads[0] != 1 {
 		return errors.New("-pin: wants -threads 1 (the proxy has one CPU)")
+	}
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		return fmt.Errorf("-pin: %w", err)
+	}
+	var cpus []string
+	for i := 0; i < 1024; i++ {
+		if set.IsSet(i) {
+			cpus = append(cpus, strconv.Itoa(i))
+		}
+	}
+	if len(cpus) < 2 {
+		return errors.New("-pin: needs 2 CPUs or more")
 	}
 	if _, err := exec.LookPath("taskset"); err != nil {
 		return errors.New("-pin: taskset not found: apt-get install util-linux")
 	}
-	p.proxyCPU = strconv.Itoa(n - 1)
-	p.otherCPUs = "0"
-	if n > 2 {
-		p.otherCPUs = fmt.Sprintf("0-%d", n-2)
-	}
+	p.proxyCPU = cpus[len(cpus)-1]
+	p.otherCPUs = strings.Join(cpus[:len(cpus)-1], ",")
 	return nil
 }
 
