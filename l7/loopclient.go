@@ -488,9 +488,11 @@ func (c *cliConn) close() {
 		sc.close()
 	}
 	c.closed = true
+	// The count first: a client that sees the close finds the loop's
+	// count of clients down already, and so does its next connection.
+	c.leave()
 	c.l.unregister(c.fd, &c.timed)
 	c.fd = -1
-	c.leave()
 	c.nc.release()
 }
 

@@ -268,6 +268,11 @@ func TestKeepAlive(t *testing.T) {
 	if got := resp.Header.Get("X-Seen-Hop"); got != "" {
 		t.Errorf("server saw %s", got)
 	}
+	// Closed: the next connection goes to the same event loop (the one
+	// with the fewest), whose pool holds the server connection.
+	if _, err := io.Copy(io.Discard, br); err != nil {
+		t.Fatalf("waiting for the close: %v", err)
+	}
 	// HTTP/1.0 without keep-alive: answered, then closed.
 	c2, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
 	if err != nil {
