@@ -75,12 +75,7 @@ func TestRequestTimeouts(t *testing.T) {
 	})
 	t.Run("keep-alive", func(t *testing.T) {
 		// After a response, an idle connection is closed without one.
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(10 * time.Second))
+		c := dialRaw(t, addr)
 		br := bufio.NewReader(c)
 		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 		resp, err := http.ReadResponse(br, nil)

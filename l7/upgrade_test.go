@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -59,12 +58,7 @@ func TestWebSocket(t *testing.T) {
 func TestUpgradeRefused(t *testing.T) {
 	a := startServer(t, "a")
 	_, addr := startFrontend(t, FrontendConfig{}, a)
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := dialRaw(t, addr)
 	br := bufio.NewReader(c)
 	for _, tt := range []struct{ hdr, wantHop string }{
 		{"Connection: Upgrade\r\nUpgrade: websocket\r\n", "Connection,Upgrade"},

@@ -84,19 +84,27 @@ func rawRequest(t *testing.T, addr, raw string, checkClose bool) (*http.Response
 	return readAnswer(t, bufio.NewReader(c), checkClose)
 }
 
-// sendRaw sends raw bytes on a new connection with a 10 s deadline and
-// returns the connection.
+// sendRaw sends raw bytes on a new connection (dialRaw's) and returns
+// the connection.
 func sendRaw(t *testing.T, addr, raw string) net.Conn {
+	t.Helper()
+	c := dialRaw(t, addr)
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// dialRaw opens a connection with a 10 s deadline, closed when the test
+// ends if not before.
+func dialRaw(t *testing.T, addr string) net.Conn {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(c, raw); err != nil {
-		c.Close()
-		t.Fatal(err)
-	}
 	return c
 }
 
@@ -384,15 +392,8 @@ func TestPipelinedMalformed(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			before := rec.reqs.Load()
-			c, err := net.Dial("tcp", addr)
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := sendRaw(t, addr, tt.req)
 			defer c.Close()
-			c.SetDeadline(time.Now().Add(10 * time.Second))
-			if _, err := io.WriteString(c, tt.req); err != nil {
-				t.Fatal(err)
-			}
 			br := bufio.NewReader(c)
 			for i := 0; i <= tt.good; i++ {
 				resp, err := http.ReadResponse(br, nil)
@@ -443,12 +444,7 @@ func TestUnreadBodyCloses(t *testing.T) {
 	}
 	// A body the server read keeps the connection; one that is answered
 	// unread after it on the same connection closes it.
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := dialRaw(t, addr)
 	br := bufio.NewReader(c)
 	for i, path := range []string{"/x", "/y", "/ret"} {
 		io.WriteString(c, "POST "+path+" HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")

@@ -29,6 +29,12 @@ l7:
       check: { type: http, path: /check.txt, interval: 50ms, rise: 1, fall: 1 }
       servers:
 `, port)
+	return s + serverLines(servers...)
+}
+
+// serverLines lists the servers of a backend section as s0, s1...
+func serverLines(servers ...*httptest.Server) string {
+	var s string
 	for i, srv := range servers {
 		s += fmt.Sprintf("        - { name: s%d, address: %q }\n", i, srv.Listener.Addr().String())
 	}

@@ -76,7 +76,7 @@ func TestTierServeCheckReload(t *testing.T) {
 	c, _ := webServer(t, "c")
 	port := freePort(t)
 	section := func(servers ...*httptest.Server) string {
-		s := fmt.Sprintf(`
+		return fmt.Sprintf(`
 l7:
   frontends:
     - name: www
@@ -87,11 +87,7 @@ l7:
     - name: web
       check: { type: http, path: /check.txt, interval: 100ms, rise: 1, fall: 1 }
       servers:
-`, port)
-		for i, srv := range servers {
-			s += fmt.Sprintf("        - { name: s%d, address: %q }\n", i, srv.Listener.Addr().String())
-		}
-		return s
+`, port) + serverLines(servers...)
 	}
 	tr, err := New(load(t, section(a, b)), zerolog.Nop())
 	if err != nil {
