@@ -245,9 +245,8 @@ func (sc *srvConn) data(p []byte) {
 
 // headEnd returns the length of the header section at the start of b,
 // up to the empty line that ends it (CRLF or a bare LF), -1 if it is not
-// all there.
-// One pass over the line ends, stopping at the first empty line: the
-// body after it is not read.
+// all there. It looks at the line ends only, and no further than that
+// empty line: the body after it is not read.
 func headEnd(b []byte) int {
 	for i := 0; ; {
 		j := bytes.IndexByte(b[i:], '\n')
