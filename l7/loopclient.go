@@ -39,6 +39,8 @@ type cliConn struct {
 	// busy: read or process is on the stack; what ends a request then
 	// leaves the next one to them.
 	busy bool
+	// pending: a write waits for the end of the loop's round.
+	pending bool
 
 	// The request with a server.
 	be       *Backend
@@ -381,7 +383,20 @@ func (c *cliConn) responseStarts(srv *server) {
 // response is in c.out.
 func (c *cliConn) responseEnds() {
 	c.srv = nil
-	c.flush()
+	c.writeLater()
+}
+
+// writeLater writes c.out at the end of the loop's round, or now outside
+// of one.
+func (c *cliConn) writeLater() {
+	if !c.l.round {
+		c.flush()
+		return
+	}
+	if !c.pending {
+		c.pending = true
+		c.l.toCli = append(c.l.toCli, c)
+	}
 }
 
 // flush writes c.out; once it is all out after the server is done, the

@@ -39,6 +39,7 @@ type srvConn struct {
 	left       int64
 	chunks     chunkScanner
 	keep       bool
+	pending    bool // the request waits for the end of the loop's round
 }
 
 // serverConn returns a connection to s: an idle one of the loop's unless
@@ -112,7 +113,14 @@ func (sc *srvConn) send(b []byte) {
 		return
 	}
 	sc.connected(0)
-	sc.flushOut()
+	if !sc.l.round {
+		sc.flushOut()
+		return
+	}
+	if !sc.pending {
+		sc.pending = true
+		sc.l.toSrv = append(sc.l.toSrv, sc)
+	}
 }
 
 // connected notes the connection in the client's txn: took is the
@@ -380,7 +388,7 @@ func (sc *srvConn) body(p []byte) {
 	if len(c.out) > loopOutMax {
 		sc.paused = true
 	}
-	c.flush()
+	c.writeLater()
 }
 
 // resume reads the server again once the client took its output.
