@@ -81,6 +81,10 @@ type FrontendConfig struct {
 	// Engine chooses how plain HTTP is served: EngineLoops (the default)
 	// or EngineGoroutines. TLS listeners use the goroutine engine.
 	Engine string
+	// Loops is how many event loops serve (HAProxy's nbthread), each on
+	// a thread of its own. 0: one per P, runtime.GOMAXPROCS. The process
+	// does best with a P more than its loops: see l7/tier, applyThreads.
+	Loops int
 }
 
 // Engines of a frontend.
@@ -226,7 +230,11 @@ func (f *Frontend) Serve(ln net.Listener) error {
 // engine that serves what they hand over, once.
 func (f *Frontend) startLoops(addr net.Addr) (*loopEngine, error) {
 	f.loopsOnce.Do(func() {
-		f.loops, f.loopsErr = newLoopEngine(f, runtime.GOMAXPROCS(0))
+		n := f.cfg.Loops
+		if n <= 0 {
+			n = runtime.GOMAXPROCS(0)
+		}
+		f.loops, f.loopsErr = newLoopEngine(f, n)
 		if f.loopsErr != nil {
 			return
 		}

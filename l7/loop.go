@@ -95,6 +95,15 @@ const (
 	loopRead   = 64 << 10
 )
 
+// yieldEvery is how often a loop lets the Go scheduler reschedule it.
+// The runtime takes a goroutine that has not been rescheduled for 10 ms
+// for one to preempt, and if it sits in a syscall (a loop in epoll_wait)
+// takes its P from it, which sets sysmon polling every 20 µs again for a
+// millisecond or more (runtime.retake, Go 1.26): a loop that never
+// yields brings that on every 10 ms, and with a loop per core sysmon
+// never slows down. A yield costs a few thread wake-ups.
+const yieldEvery = 5 * time.Millisecond
+
 func newLoopEngine(f *Frontend, n int) (*loopEngine, error) {
 	e := &loopEngine{f: f, done: make(chan struct{})}
 	for i := 0; i < n; i++ {
@@ -199,7 +208,12 @@ func (l *evLoop) run() {
 	defer runtime.UnlockOSThread()
 	defer l.close()
 	evs := make([]unix.EpollEvent, 256)
+	var yielded time.Time
 	for {
+		if l.now.Sub(yielded) >= yieldEvery {
+			runtime.Gosched()
+			yielded = l.now
+		}
 		timeout := -1
 		if len(l.timers) > 0 {
 			d := time.Until(time.Unix(0, l.timers[0].when))

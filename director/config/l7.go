@@ -16,8 +16,9 @@ import (
 
 // L7 is the HTTP tier's configuration.
 type L7 struct {
-	// Threads is how many cores run the tier's code at once (HAProxy's
-	// nbthread, Go's GOMAXPROCS); 0 leaves the default, one per core.
+	// Threads is how many threads serve (HAProxy's nbthread): the event
+	// loops, Go's GOMAXPROCS being one more (l7/tier, applyThreads); 0:
+	// Go's default, one per core.
 	Threads int
 	// Engine serves plain HTTP: "loops" (the default), an event loop per
 	// thread, as HAProxy; "goroutines", a goroutine per connection.

@@ -98,7 +98,7 @@ func run() error {
 	dur := flag.Duration("d", 10*time.Second, "duration of one wrk run")
 	connsFlag := flag.String("c", "64,256", "connection counts")
 	wrkThreads := flag.Int("t", 2, "wrk threads")
-	threadsFlag := flag.String("threads", "1,2", "thread counts: each proxy runs at each (HAProxy nbthread, the tier's GOMAXPROCS)")
+	threadsFlag := flag.String("threads", "1,2", "thread counts: each proxy runs at each (HAProxy nbthread, the tier's threads)")
 	noOurs := flag.Bool("no-director", false, "leave out the director tier (compare -proxy candidates only)")
 	keep := flag.Bool("keep", false, "keep the work directory (configs, logs)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the director tier to this file")

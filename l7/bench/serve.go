@@ -27,13 +27,19 @@ func serve(args []string) error {
 	listen := fs.String("listen", "127.0.0.1:18090", "listen address")
 	backends := fs.String("backends", "", "comma-separated server addresses")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile here until SIGTERM")
-	threads := fs.Int("threads", 0, "GOMAXPROCS (0: the Go default, one per core)")
+	threads := fs.Int("threads", 0, "threads serving, the event loops, as the l7 section's threads (0: the Go default, one per core)")
 	engine := fs.String("engine", l7.EngineLoops, "loops or goroutines (FrontendConfig.Engine)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *threads > 0 {
+	if *threads <= 0 {
+		*threads = runtime.GOMAXPROCS(0)
+	}
+	// As the tier sets it: a P more than the loops (l7/tier, applyThreads).
+	if *engine == l7.EngineGoroutines {
 		runtime.GOMAXPROCS(*threads)
+	} else {
+		runtime.GOMAXPROCS(*threads + 1)
 	}
 	cfg := l7.BackendConfig{
 		Name:       "be",
@@ -50,7 +56,7 @@ func serve(args []string) error {
 		return err
 	}
 	log := zerolog.New(os.Stderr).With().Timestamp().Logger().Level(zerolog.InfoLevel)
-	fe, err := l7.NewFrontend(l7.FrontendConfig{Name: "fe", Backend: be, Logger: log, Engine: *engine})
+	fe, err := l7.NewFrontend(l7.FrontendConfig{Name: "fe", Backend: be, Logger: log, Engine: *engine, Loops: *threads})
 	if err != nil {
 		return err
 	}

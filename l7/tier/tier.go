@@ -31,7 +31,8 @@ const shutdownGrace = 10 * time.Second
 
 // Tier is a running l7 section.
 type Tier struct {
-	log zerolog.Logger
+	log   zerolog.Logger
+	procs int // the threads of a section that does not say
 
 	mu        sync.Mutex
 	cfg       *config.L7
@@ -53,7 +54,7 @@ type running struct {
 // New builds the tier from cfg and starts serving; nothing is left open
 // on error.
 func New(cfg *config.L7, log zerolog.Logger) (*Tier, error) {
-	t := &Tier{log: log, listeners: map[netip.AddrPort]*handover{}, frontends: map[string]*running{}}
+	t := &Tier{log: log, procs: defaultThreads(), listeners: map[netip.AddrPort]*handover{}, frontends: map[string]*running{}}
 	if err := t.apply(cfg); err != nil {
 		t.Close()
 		return nil, err
@@ -94,10 +95,15 @@ func (t *Tier) apply(cfg *config.L7) error {
 	if err != nil {
 		return err
 	}
+	threads := cfg.Threads
+	if threads <= 0 {
+		threads = t.procs
+	}
 	fronts := map[string]*l7.Frontend{}
 	for _, fc := range cfg.Frontends {
 		fcfg := frontendConfig(fc, backends, t.log)
 		fcfg.Engine = cfg.Engine
+		fcfg.Loops = threads
 		fe, err := l7.NewFrontend(fcfg)
 		if err != nil {
 			return fmt.Errorf("frontend %s: %w", fc.Name, err)
@@ -134,7 +140,7 @@ func (t *Tier) apply(cfg *config.L7) error {
 		t.listeners[b] = h
 	}
 	// Before the frontends start: their event loops are one per thread.
-	applyThreads(cfg.Threads, t.log)
+	applyThreads(threads, cfg.Engine, t.log)
 	keep := map[netip.AddrPort]bool{}
 	t.frontends = map[string]*running{}
 	for _, fc := range cfg.Frontends {
