@@ -91,7 +91,7 @@
 //
 // So plain HTTP/1.x is now served as HAProxy serves it (loop.go,
 // loopclient.go, loopserver.go): an event loop per thread (the l7
-// section's threads, Go's GOMAXPROCS), each a locked OS thread with an
+// section's threads; Go gets a P more), each a locked OS thread with an
 // edge-triggered epoll set holding client and server sockets alike, that
 // sleeps in epoll_wait when idle. A new connection goes to the loop with
 // the fewest, as HAProxy gives it to the least loaded thread. A request
@@ -122,49 +122,68 @@
 // it. The l7 section's engine: goroutines (FrontendConfig.Engine) goes
 // back to the goroutine engine everywhere.
 //
-// One bench-l7 run (3 interleaved runs of 8 s, medians, HAProxy 2.6 on
-// the same nginx backends, the scheduler placing everything on the 2
-// cores as it likes):
+// Sharing two cores with wrk and nginx, a loop met two things HAProxy
+// does not, both seen with perf sched:
+//
+//   - Writes woke their readers on the loop's own core. Written as each
+//     response came, a response woke wrk on the loop's core and wrk took
+//     the CPU at once: the loop, wrk and nginx passed one request at a time
+//     round one core in 6 µs slices, the loop thread preempted 25k times a
+//     second. A loop now writes at the end of its round, after it has read
+//     and processed every event of the epoll_wait (loop.go, endRound), as
+//     HAProxy runs its tasks after its reads.
+//   - Go's runtime. A loop asleep in epoll_wait keeps its P in a syscall;
+//     with no P idle, sysmon took it back after 20 µs and started a
+//     spinning thread to find it work, each time a loop slept; and every
+//     10 ms it forced a reschedule of each loop, which set its own polling
+//     back to every 20 µs. At two threads: 10k sysmon wake-ups a second
+//     and 4-13% of a core in the spinning threads. The tier now runs a P
+//     more than its loops (l7/tier, applyThreads) and a loop yields to the
+//     scheduler every 5 ms (yieldEvery): about 100 sysmon wake-ups a
+//     second.
+//
+// Tried and not kept (5 interleaved runs each, unless said): epoll_wait
+// as a raw syscall (the P never leaves the loop, but the forced
+// reschedules remain); the loops as plain goroutines, not locked to
+// threads (they wander between threads; p99 up by a fifth to twice);
+// sched_setattr slices of 100 µs and 3 ms for the loop threads (no
+// change); polling epoll for 10-50 µs before sleeping (worse: the polling
+// takes the CPU wrk and nginx need), and for 20 µs with sched_yield
+// between polls (one run: 4.2 ms); the loops parked in Go's netpoller
+// (several times worse at two threads). Nice -5 on the loop threads
+// brought the p99 at one thread to 1.14x HAProxy's, but it takes CPU from
+// the clients and servers by fiat, so it is not the default.
+//
+// A bench-l7 run after both changes (5 interleaved runs of 10 s, medians,
+// HAProxy 2.6 on the same nginx backends, the scheduler placing everything
+// on the 2 cores as it likes):
 //
 //	64 conns     req/s   p99 ms  CPU µs/req   256 conns: req/s  p99 ms  CPU
-//	loops 1t     74,552  2.34    11.6                    79,312  5.95  11.9
-//	HAProxy 1t   66,947  1.83    14.3                    69,114  6.28  14.3
-//	loops 2t     85,331  3.73    12.1                    82,900  6.83  12.4
-//	HAProxy 2t   86,227  1.77    13.2                    80,137  6.67  14.6
+//	loops 1t     68,689  2.96    12.1                    76,411  8.55  11.7
+//	HAProxy 1t   70,200  1.99    14.3                    54,258  12.02 18.3
+//	loops 2t     87,868  2.88    11.0                    91,989  6.01  10.7
+//	HAProxy 2t   67,363  2.51    16.6                    76,612  9.52  15.2
 //
-// Against HAProxy at as many threads: 0.99-1.15x its requests/s, 1.09-1.23x
-// its CPU efficiency, the p99 at 256 connections HAProxy's (0.95x, 1.02x),
-// at 64 connections 1.28x at one thread and 2.11x at two. (An earlier run
-// with the goroutine engine beside them had it at 2.97x at two threads.)
+// Against HAProxy at as many threads: 0.98-1.41x its requests/s,
+// 1.17-1.56x its CPU efficiency, a p99 of 0.71x and 0.63x at 256
+// connections, 1.49x and 1.15x at 64. The machine was noisy that day:
+// HAProxy's own p99 at 64 connections and one thread was 1.65-2.32 ms
+// across the day's benches, its requests/s 43k-75k. Side by side in one
+// bench (7 runs of 6 s, 64 connections), the loops before and after the
+// two changes: p99 3.26 -> 2.10 ms at two threads (HAProxy 1.77), 2.55 ->
+// 2.48 at one (HAProxy 1.93). At one thread the tail that is left is
+// wrk's: perf sched shows the loop thread waiting at most 0.18 ms for a
+// CPU in a second of the run, wrk's threads up to 2.8 ms, one of them
+// woken 26k times a second, once for each response, where with HAProxy
+// (which rarely sleeps, its rounds large) 7k.
 //
-// The same bench with -pin (the proxy on a CPU of its own, wrk and nginx
-// on the other; 5 runs of 8 s): the loops make 1.27x and 1.37x HAProxy's
-// requests/s at 64 and 256 connections, with 1.28x and 1.37x its CPU
-// efficiency, and a p99 of 0.85x and 0.83x (1.16 ms against 1.37 at 64,
-// each of the 5 runs 1.13-1.31 against 1.27-1.44). So the tail that is
-// left is not what the loops do to a request but how the kernel shares
-// two cores between the proxy, wrk's two threads and nginx, and a Go
-// process fares worse at that than HAProxy:
-//
-//   - A CPU profile of the loops under wrk: 71% of the samples in read
-//     and write (on loopback a write runs the receiver's TCP path too), 3%
-//     in epoll_wait, 26% in user code; of that a third is fasthttp parsing
-//     the response header, the rest the request's parsing and rewriting,
-//     the cookie and the counters.
-//   - A bare epoll proxy in Go (no parsing beyond the header's end, a
-//     fixed cookie; not kept) had HAProxy's p99 with 9 µs a request; with
-//     2 µs of busy work added to each request, wherever in it, its p99
-//     went from 1.85 to 2.5-2.7 ms though it still used less CPU per
-//     request than HAProxy, whose p99 stayed at 1.6.
-//   - Tried on the loops and not kept, each in 5 interleaved runs: one Go
-//     P more than loops, so that the runtime never takes a sleeping loop's
-//     P; the loops as goroutines parked in Go's netpoller instead of
-//     locked threads; epoll_wait as a raw syscall; polling for 10-50 µs
-//     before sleeping. None brought the p99 below the runs' spread: the
-//     raw syscall and the polling made it worse at one thread, and the
-//     netpoller made it several times worse at two.
-//   - The tail moves between runs: at 64 connections HAProxy's p99 was
-//     1.37-2.10 ms in this session's runs, the loops' 1.8-4.3.
+// With -pin (the proxy on a CPU of its own, wrk and nginx on the other; 3
+// runs of 8 s): 1.20x and 1.55x HAProxy's requests/s at 64 and 256
+// connections, 1.26x and 1.56x its CPU efficiency, a p99 of 0.89x and
+// 0.72x. An earlier profile of the loops under wrk: 71% of the samples in
+// read and write (on loopback a write runs the receiver's TCP path too),
+// 3% in epoll_wait, 26% in user code, of that a third fasthttp parsing
+// the response header.
 //
 // # TLS and HTTP/2
 //
