@@ -286,6 +286,15 @@ func (l *evLoop) endRound() {
 	l.toCli = l.toCli[:0]
 }
 
+// queueOnce appends c to q for the end of the round, unless pending says
+// it is there already.
+func queueOnce[T any](pending *bool, q *[]T, c T) {
+	if !*pending {
+		*pending = true
+		*q = append(*q, c)
+	}
+}
+
 // inboxIn takes the new connections and the stop request.
 func (l *evLoop) inboxIn() {
 	var b [8]byte

@@ -393,10 +393,7 @@ func (c *cliConn) writeLater() {
 		c.flush()
 		return
 	}
-	if !c.pending {
-		c.pending = true
-		c.l.toCli = append(c.l.toCli, c)
-	}
+	queueOnce(&c.pending, &c.l.toCli, c)
 }
 
 // flush writes c.out; once it is all out after the server is done, the

@@ -117,10 +117,7 @@ func (sc *srvConn) send(b []byte) {
 		sc.flushOut()
 		return
 	}
-	if !sc.pending {
-		sc.pending = true
-		sc.l.toSrv = append(sc.l.toSrv, sc)
-	}
+	queueOnce(&sc.pending, &sc.l.toSrv, sc)
 }
 
 // connected notes the connection in the client's txn: took is the
