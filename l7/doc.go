@@ -138,7 +138,7 @@
 //     10 ms it forced a reschedule of each loop, which set its own polling
 //     back to every 20 µs. At two threads: 10k sysmon wake-ups a second
 //     and 4-13% of a core in the spinning threads. The tier now runs a P
-//     more than its loops (l7/tier, applyThreads) and a loop yields to the
+//     more than its loops (Procs) and a loop yields to the
 //     scheduler every 5 ms (yieldEvery): about 100 sysmon wake-ups a
 //     second.
 //

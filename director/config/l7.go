@@ -17,8 +17,8 @@ import (
 // L7 is the HTTP tier's configuration.
 type L7 struct {
 	// Threads is how many threads serve (HAProxy's nbthread): the event
-	// loops, Go's GOMAXPROCS being one more (l7/tier, applyThreads); 0:
-	// Go's default, one per core.
+	// loops, Go's GOMAXPROCS being one more (l7.Procs); 0: Go's default,
+	// one per core.
 	Threads int
 	// Engine serves plain HTTP: "loops" (the default), an event loop per
 	// thread, as HAProxy; "goroutines", a goroutine per connection.

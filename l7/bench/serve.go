@@ -35,12 +35,7 @@ func serve(args []string) error {
 	if *threads <= 0 {
 		*threads = runtime.GOMAXPROCS(0)
 	}
-	// As the tier sets it: a P more than the loops (l7/tier, applyThreads).
-	if *engine == l7.EngineGoroutines {
-		runtime.GOMAXPROCS(*threads)
-	} else {
-		runtime.GOMAXPROCS(*threads + 1)
-	}
+	runtime.GOMAXPROCS(l7.Procs(*threads, *engine)) // as the tier sets it
 	cfg := l7.BackendConfig{
 		Name:       "be",
 		Cookie:     &l7.CookieConfig{Name: "SRV", NoCache: true},
