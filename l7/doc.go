@@ -138,9 +138,8 @@
 //     10 ms it forced a reschedule of each loop, which set its own polling
 //     back to every 20 µs. At two threads: 10k sysmon wake-ups a second
 //     and 4-13% of a core in the spinning threads. The tier now runs a P
-//     more than its loops (Procs) and a loop yields to the
-//     scheduler every 5 ms (yieldEvery): about 100 sysmon wake-ups a
-//     second.
+//     more than its loops (Procs) and a loop yields to the scheduler
+//     every 5 ms (yieldEvery): about 100 sysmon wake-ups a second.
 //
 // Tried and not kept (5 interleaved runs each, unless said): epoll_wait
 // as a raw syscall (the P never leaves the loop, but the forced
