@@ -75,6 +75,8 @@ type evLoop struct {
 	round bool
 	toCli []*cliConn
 	toSrv []*srvConn
+
+	share cpuShare
 }
 
 type newConn struct {
@@ -225,12 +227,13 @@ func (l *evLoop) run() {
 				timeout = 100
 			}
 		}
+		waitStart := time.Now()
 		n, err := unix.EpollWait(l.ep, evs, timeout)
 		if err != nil && err != unix.EINTR {
 			l.f.log.Error().Err(err).Msg("epoll_wait")
 			return
 		}
-		l.now = time.Now()
+		l.now = l.share.waited(waitStart, time.Now())
 		l.round = true
 		for i := 0; i < n; i++ {
 			fd := int(evs[i].Fd)
