@@ -122,8 +122,8 @@
 // it. The l7 section's engine: goroutines (FrontendConfig.Engine) goes
 // back to the goroutine engine everywhere.
 //
-// Sharing two cores with wrk and nginx, a loop met two things HAProxy
-// does not, both seen with perf sched:
+// Sharing two cores with wrk and nginx, a loop met three things HAProxy
+// does not, all seen with perf sched:
 //
 //   - Writes woke their readers on the loop's own core. Written as each
 //     response came, a response woke wrk on the loop's core and wrk took
@@ -139,47 +139,70 @@
 //     back to every 20 µs. At two threads: 10k sysmon wake-ups a second
 //     and 4-13% of a core in the spinning threads. The tier now runs a P
 //     more than its loops (Procs) and a loop yields to the scheduler
-//     every 5 ms (yieldEvery): about 100 sysmon wake-ups a second.
+//     every 5 ms (yieldEvery): about 100 sysmon wake-ups a second. Each
+//     such yield hands the locked thread's goroutine through another
+//     thread and back: 33-40 µs on average, at most 1 ms in 7 s.
+//   - A busy loop kept its CPU from the very thread it had answered. A
+//     loop that finds events at every epoll_wait never sleeps, and the
+//     kernel lets it run out its slice: at one thread the tail was a wrk
+//     thread woken by the loop's write waiting 2.16 ms on the loop's CPU
+//     while the loop ran 2.15 ms without a break, the other CPU partly
+//     idle. A loop that has not slept for 300 µs now calls sched_yield
+//     once (cpushare.go): whoever waits for the CPU runs, and the loop
+//     comes back after it; with nobody waiting it costs a syscall.
 //
 // Tried and not kept (5 interleaved runs each, unless said): epoll_wait
 // as a raw syscall (the P never leaves the loop, but the forced
 // reschedules remain); the loops as plain goroutines, not locked to
 // threads (they wander between threads; p99 up by a fifth to twice);
-// sched_setattr slices of 100 µs and 3 ms for the loop threads (no
-// change); polling epoll for 10-50 µs before sleeping (worse: the polling
-// takes the CPU wrk and nginx need), and for 20 µs with sched_yield
-// between polls (one run: 4.2 ms); the loops parked in Go's netpoller
-// (several times worse at two threads). Nice -5 on the loop threads
-// brought the p99 at one thread to 1.14x HAProxy's, but it takes CPU from
-// the clients and servers by fiat, so it is not the default.
+// sched_setattr slices of 100 µs and 3 ms for the loop threads, and
+// SCHED_BATCH (no change); polling epoll for 10-50 µs before sleeping
+// (worse: the polling takes the CPU wrk and nginx need), and for 20 µs
+// with sched_yield between polls (one run: 4.2 ms); the loops parked in
+// Go's netpoller (several times worse at two threads); responses written
+// before the requests at the end of a round (within the noise); yielding
+// after 50 or 100 µs instead of 300, or to the Go scheduler every 9 ms
+// instead of 5 (no better at two threads). Nice -5 on the loop threads
+// brought the p99 at one thread to 1.14x HAProxy's before the yield, but
+// it takes CPU from the clients and servers by fiat, so it is not the
+// default.
 //
-// A bench-l7 run after both changes (5 interleaved runs of 10 s, medians,
-// HAProxy 2.6 on the same nginx backends, the scheduler placing everything
-// on the 2 cores as it likes):
+// A bench-l7 run after the three changes (5 interleaved runs of 10 s,
+// medians, HAProxy 2.6 on the same nginx backends, the scheduler placing
+// everything on the 2 cores as it likes):
 //
-//	64 conns     req/s   p99 ms  CPU µs/req   256 conns: req/s  p99 ms  CPU
-//	loops 1t     68,689  2.96    12.1                    76,411  8.55  11.7
-//	HAProxy 1t   70,200  1.99    14.3                    54,258  12.02 18.3
-//	loops 2t     87,868  2.88    11.0                    91,989  6.01  10.7
-//	HAProxy 2t   67,363  2.51    16.6                    76,612  9.52  15.2
+//	64 conns     req/s    p99 ms  CPU µs/req   256 conns: req/s  p99 ms  CPU
+//	loops 1t     92,065   1.17    9.3                   87,780   5.16  10.6
+//	HAProxy 1t   75,091   1.55    13.1                  69,936   5.95  14.2
+//	loops 2t     102,939  1.87    9.4                   102,201  4.87  9.7
+//	HAProxy 2t   87,429   1.61    13.0                  80,780   6.16  14.5
 //
-// Against HAProxy at as many threads: 0.98-1.41x its requests/s,
-// 1.17-1.56x its CPU efficiency, a p99 of 0.71x and 0.63x at 256
-// connections, 1.49x and 1.15x at 64. The machine was noisy that day:
-// HAProxy's own p99 at 64 connections and one thread was 1.65-2.32 ms
-// across the day's benches, its requests/s 43k-75k. Side by side in one
-// bench (7 runs of 6 s, 64 connections), the loops before and after the
-// two changes: p99 3.26 -> 2.10 ms at two threads (HAProxy 1.77), 2.55 ->
-// 2.48 at one (HAProxy 1.93). At one thread the tail that is left is
-// wrk's: perf sched shows the loop thread waiting at most 0.18 ms for a
-// CPU in a second of the run, wrk's threads up to 2.8 ms, one of them
-// woken 26k times a second, once for each response, where with HAProxy
-// (which rarely sleeps, its rounds large) 7k.
+// Against HAProxy at as many threads: 1.18-1.27x its requests/s,
+// 1.34-1.49x its CPU efficiency, a p99 of 0.75x (one thread) and 1.16x
+// (two) at 64 connections, 0.87x and 0.79x at 256. The machine is noisy:
+// HAProxy's own p99 at 64 connections and one thread has been 1.55-2.32
+// ms across benches, its requests/s 43k-75k, so compare within a bench.
+// Side by side in one bench (5 runs of 8 s), the loops before and after
+// the yield: p99 at one thread 2.35 -> 1.32 ms at 64 connections (HAProxy
+// 1.90), 5.21 -> 4.56 at 256 (6.30); at two threads 2.43 -> 1.89 (1.62)
+// and 5.99 -> 4.67 (6.09); requests/s and CPU per request unchanged.
 //
-// With -pin (the proxy on a CPU of its own, wrk and nginx on the other; 3
-// runs of 8 s): 1.20x and 1.55x HAProxy's requests/s at 64 and 256
-// connections, 1.26x and 1.56x its CPU efficiency, a p99 of 0.89x and
-// 0.72x. An earlier profile of the loops under wrk: 71% of the samples in
+// What is left is the p99 at two threads and 64 connections. There the
+// loops are half idle (each sleeps 18-26k times a second) and the
+// sched_yield rarely has anyone to yield to: perf sched shows one CPU
+// running a loop alone while the other passes wrk's second thread and
+// nginx back and forth in 20 µs slices (the loop writing to each in
+// turn) and wrk's first thread waits 1.4 ms on that CPU's run queue. The
+// kernel counts the two CPUs as evenly loaded; nothing in the loop moves
+// wrk.
+//
+// With -pin (the proxy on a CPU of its own, wrk and nginx on the other)
+// after the yield: 1.17x and 1.34x HAProxy's requests/s at 64 and 256
+// connections, 1.19x and 1.37x its CPU efficiency, a p99 of 0.87x and
+// 0.99x (3 runs of 8 s); in a second bench at 256 connections (5 runs),
+// 1.47x, 1.49x and 0.69x, where the loops before the yield made 1.35x,
+// 1.38x and 0.75x. Alone on its CPU the yield has nobody to yield to.
+// An earlier profile of the loops under wrk: 71% of the samples in
 // read and write (on loopback a write runs the receiver's TCP path too),
 // 3% in epoll_wait, 26% in user code, of that a third fasthttp parsing
 // the response header.
