@@ -7,10 +7,10 @@ import (
 )
 
 // A loop that always finds events when it calls epoll_wait never
-// sleeps, and the kernel lets it run out its whole time slice (1.5 ms
-// and more on 2 CPUs): a client or server thread woken on its CPU by
-// one of its writes waits all that time for the CPU, though the
-// loop had answered it at once. perf sched on the 2-core bench (the
+// sleeps, and the kernel may let it run out its whole time slice, a
+// millisecond or more: a client or server thread woken on its CPU by
+// one of its writes waits all that time for the CPU, though the loop
+// had answered it at once. perf sched on the 2-core bench (the
 // loop, wrk and nginx sharing the cores) showed exactly that at the
 // tail: the loop running 2.15 ms without a break while the wrk thread
 // it had just written to waited 2.16 ms on its run queue, and the
