@@ -216,9 +216,10 @@ func (l *evLoop) run() {
 			runtime.Gosched()
 			yielded = l.now
 		}
+		waitStart := time.Now()
 		timeout := -1
 		if len(l.timers) > 0 {
-			d := time.Until(time.Unix(0, l.timers[0].when))
+			d := time.Unix(0, l.timers[0].when).Sub(waitStart)
 			timeout = max(int(d/time.Millisecond)+1, 0)
 		}
 		if l.stopping {
@@ -227,7 +228,6 @@ func (l *evLoop) run() {
 				timeout = 100
 			}
 		}
-		waitStart := time.Now()
 		n, err := unix.EpollWait(l.ep, evs, timeout)
 		if err != nil && err != unix.EINTR {
 			l.f.log.Error().Err(err).Msg("epoll_wait")
