@@ -68,6 +68,7 @@ type evLoop struct {
 	rd       bytes.Reader
 	br       *bufio.Reader
 	stopping bool
+	stopAt   time.Time    // when stopping began
 	clients  atomic.Int64 // client connections, given or on their way
 
 	// In a round (the events of one epoll_wait), writes wait for its
@@ -310,8 +311,8 @@ func (l *evLoop) inboxIn() {
 	for _, nc := range in {
 		l.addClient(nc)
 	}
-	if stop || kill {
-		l.stopping = true
+	if (stop || kill) && !l.stopping {
+		l.stopping, l.stopAt = true, l.now
 	}
 	if kill {
 		for _, c := range l.conns {
@@ -325,13 +326,26 @@ func (l *evLoop) inboxIn() {
 	}
 }
 
+// firstRequestGrace is how long a stopping loop waits for the first
+// request of a connection accepted before it stopped. The client may have
+// sent it already, and on a connection that never carried a request it
+// takes a closed socket as the server's failure, not as the end of an
+// idle keep-alive connection, and does not send it again. The listener is
+// closed by then, so the wait is for the requests on their way; a client
+// that connected ahead of time and said nothing is let go after it.
+const firstRequestGrace = time.Second
+
 // drain closes idle connections when stopping and reports whether none
-// is left.
+// is left. A connection between requests is closed, unless its next
+// request is in the socket already or it has not had its first one yet
+// (firstRequestGrace): that request is served, and the connection closed
+// after its response.
 func (l *evLoop) drain() bool {
+	fresh := l.now.Sub(l.stopAt) < firstRequestGrace
 	for _, c := range l.conns {
 		switch c := c.(type) {
 		case *cliConn:
-			if c.phase == cIdle {
+			if c.phase == cIdle && !(fresh && !c.started) && !c.unread() {
 				c.close()
 			} else {
 				c.closeAfter = true

@@ -239,8 +239,11 @@ func slowClient(t *testing.T, engine string) {
 	}
 }
 
-// TestLoopShutdown: a request in progress is answered, an idle
-// connection closed, and Shutdown returns.
+// TestLoopShutdown: a request in progress is answered; a keep-alive
+// connection between requests is closed; a connection accepted before
+// the stop whose first request comes after it is served, then closed;
+// one that never sends is let go after firstRequestGrace; and Shutdown
+// returns.
 func TestLoopShutdown(t *testing.T) {
 	addr, _ := shapeServer(t)
 	be, err := NewBackend(BackendConfig{Name: "web", Servers: []ServerConfig{{Name: "a", Addr: addr}}})
@@ -258,35 +261,70 @@ func TestLoopShutdown(t *testing.T) {
 	}
 	served := make(chan error, 1)
 	go func() { served <- fe.Serve(ln) }()
-	idle, err := net.Dial("tcp", ln.Addr().String())
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		return c
+	}
+	kept, fresh, silent, busy := dial(), dial(), dial(), dial()
+	keptR := bufio.NewReader(kept)
+	io.WriteString(kept, "GET /fixed HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(keptR, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer idle.Close()
-	busy, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer busy.Close()
+	io.Copy(io.Discard, resp.Body)
 	io.WriteString(busy, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
 	time.Sleep(100 * time.Millisecond)
+
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	start := time.Now()
-	if err := fe.Shutdown(ctx); err != nil {
-		t.Fatalf("shutdown: %v", err)
+	shut := make(chan error, 1)
+	go func() { shut <- fe.Shutdown(ctx) }()
+	// The listener closes as the stop begins.
+	for {
+		c, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Since(start) > 3*time.Second {
+			t.Fatal("the listener stays open")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
-	if d := time.Since(start); d > 3*time.Second {
-		t.Errorf("shutdown took %v", d)
+	time.Sleep(100 * time.Millisecond) // the loops see the stop
+	io.WriteString(fresh, "GET /fixed HTTP/1.1\r\nHost: x\r\n\r\n")
+
+	all, err := io.ReadAll(fresh)
+	if err != nil || !bytes.HasPrefix(all, []byte("HTTP/1.1 200")) || !bytes.Contains(all, []byte("Connection: close")) {
+		t.Errorf("first request after the stop: %q, %v", all, err)
 	}
-	busy.SetReadDeadline(time.Now().Add(2 * time.Second))
-	all, err := io.ReadAll(busy)
+	all, err = io.ReadAll(busy)
 	if err != nil || !bytes.HasSuffix(all, []byte("slow")) || !bytes.Contains(all, []byte("Connection: close")) {
 		t.Errorf("request in progress: %q, %v", all, err)
 	}
-	idle.SetReadDeadline(time.Now().Add(2 * time.Second))
-	if n, err := idle.Read(make([]byte, 1)); err != io.EOF {
-		t.Errorf("idle connection: read %d, %v; want EOF", n, err)
+	if n, err := keptR.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("keep-alive connection between requests: read %d, %v; want EOF", n, err)
+	}
+	if n, err := silent.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("connection without a request: read %d, %v; want EOF", n, err)
+	}
+	select {
+	case err := <-shut:
+		if err != nil {
+			t.Fatalf("shutdown: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Shutdown did not return")
+	}
+	if d := time.Since(start); d < firstRequestGrace || d > 4*time.Second {
+		t.Errorf("shutdown took %v; the grace for a first request is %v", d, firstRequestGrace)
 	}
 	select {
 	case err := <-served:

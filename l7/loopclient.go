@@ -94,6 +94,14 @@ func (l *evLoop) addClient(nc newConn) {
 	c.read()
 }
 
+// unread reports whether bytes wait in the socket that the loop has not
+// read: their event comes in the next round.
+func (c *cliConn) unread() bool {
+	var b [1]byte
+	n, _, err := unix.Recvfrom(c.fd, b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	return err == nil && n > 0
+}
+
 func (c *cliConn) idleTimeout() time.Duration {
 	if d := c.l.f.cfg.KeepAliveTimeout; d > 0 {
 		return d
