@@ -176,38 +176,24 @@ func TestKeepAdmin(t *testing.T) {
 	}
 }
 
-// check_status follows the kind of check, as HAProxy's does.
-func TestCheckStatus(t *testing.T) {
-	for _, c := range []struct {
-		cause health.Cause
-		kind  CheckKind
-		want  string
-	}{
-		{health.Cause{Kind: health.CauseOK}, CheckTCP, "L4OK"},
-		{health.Cause{Kind: health.CauseOK, Code: 200}, CheckHTTP, "L7OK"},
-		{health.Cause{Kind: health.CauseOK}, CheckCommand, "PROCOK"},
-		{health.Cause{Kind: health.CauseTimeout}, CheckTCP, "L4TOUT"},
-		{health.Cause{Kind: health.CauseTimeout, Detail: health.DetailConnecting}, CheckHTTP, "L4TOUT"},
-		{health.Cause{Kind: health.CauseTimeout}, CheckHTTP, "L7TOUT"},
-		{health.Cause{Kind: health.CauseRefused}, CheckTCP, "L4CON"},
-		{health.Cause{Kind: health.CauseRefused}, CheckHTTP, "L4CON"},
-		{health.Cause{Kind: health.CauseReset}, CheckHTTP, "L4CON"},
-		{health.Cause{Kind: health.CauseStatus, Code: 503}, CheckHTTP, "L7STS"},
-		{health.Cause{Kind: health.CauseBody}, CheckHTTP, "L7RSP"},
-		{health.Cause{Kind: health.CauseTLS}, CheckHTTP, "L6RSP"},
-		{health.Cause{Kind: health.CauseExit, Code: 2}, CheckCommand, "PROCERR"},
-		{health.Cause{Kind: health.CauseCommandTimeout}, CheckCommand, "PROCTOUT"},
-		{health.Cause{Kind: health.CauseError}, CheckTCP, "UNK"},
-	} {
-		if got := checkStatus(c.cause, c.kind); got != c.want {
-			t.Errorf("%v of a check of kind %d: %s, want %s", c.cause, c.kind, got, c.want)
-		}
-	}
+// The check columns of a server: HAProxy's check_status for its layer,
+// the HTTP code, the duration; INI before the first check.
+func TestCheckColumns(t *testing.T) {
 	// The columns of a checked server: its code for HTTP only.
 	var s Stats
 	checkColumns(&s, health.Status{Checks: 1, Last: health.Result{OK: true, Cause: health.Cause{Kind: health.CauseOK, Code: 200},
-		Latency: 3 * time.Millisecond}}, CheckHTTP)
-	if s.CheckStatus != "L7OK" || s.CheckCode != 200 || s.CheckDuration != 3 {
+		Latency: 3 * time.Millisecond}, Layer: health.Layer7})
+	if s.CheckStatus != "L7OK" || s.CheckCode != 200 || s.CheckDuration != 3 || s.CheckDesc != "ok" {
 		t.Errorf("HTTP check columns: %+v", s)
+	}
+	s = Stats{}
+	checkColumns(&s, health.Status{Checks: 2, Last: health.Result{Cause: health.Cause{Kind: health.CauseRefused}}})
+	if s.CheckStatus != "L4CON" || s.CheckCode != 0 || s.CheckDesc != "connection refused" {
+		t.Errorf("TCP check columns: %+v", s)
+	}
+	s = Stats{}
+	checkColumns(&s, health.Status{Layer: health.Layer7})
+	if s.CheckStatus != "INI" || s.CheckDesc != "" {
+		t.Errorf("columns before the first check: %+v", s)
 	}
 }

@@ -483,7 +483,7 @@ func (b *Backend) serverStats(s *server, m *health.Monitor, now time.Time) Stats
 	ss.Status = s.status()
 	if m != nil && s.check != NoCheck {
 		if st, ok := m.Status(b.healthKey(s.name)); ok {
-			checkColumns(&ss, st, s.check)
+			checkColumns(&ss, st)
 		}
 	}
 	return ss
@@ -507,51 +507,14 @@ func (s *server) status() string {
 }
 
 // checkColumns fills the check columns from a health status, with
-// HAProxy's check_status codes for the kind of check.
-func checkColumns(s *Stats, st health.Status, kind CheckKind) {
+// HAProxy's check_status codes for the layer of the check.
+func checkColumns(s *Stats, st health.Status) {
+	s.CheckStatus, s.CheckCode = st.CheckStatus()
 	if st.Checks == 0 {
-		s.CheckStatus = "INI"
 		return
 	}
-	r := st.Last
-	s.CheckDuration = r.Latency.Milliseconds()
-	s.CheckDesc = r.Cause.String()
-	if kind == CheckHTTP || kind == CheckCommand {
-		s.CheckCode = r.Cause.Code
-	}
-	s.CheckStatus = checkStatus(r.Cause, kind)
-}
-
-// checkStatus is HAProxy's check_status of a check's result.
-func checkStatus(c health.Cause, kind CheckKind) string {
-	switch c.Kind {
-	case health.CauseOK:
-		switch kind {
-		case CheckHTTP:
-			return "L7OK"
-		case CheckCommand:
-			return "PROCOK"
-		}
-		return "L4OK"
-	case health.CauseTimeout:
-		if kind == CheckHTTP && c.Detail != health.DetailConnecting {
-			return "L7TOUT"
-		}
-		return "L4TOUT"
-	case health.CauseRefused, health.CauseReset, health.CauseUnreachable:
-		return "L4CON"
-	case health.CauseTLS:
-		return "L6RSP"
-	case health.CauseStatus:
-		return "L7STS"
-	case health.CauseClosed, health.CauseProtocol, health.CauseBody:
-		return "L7RSP"
-	case health.CauseExit, health.CauseSignal:
-		return "PROCERR"
-	case health.CauseCommandTimeout:
-		return "PROCTOUT"
-	}
-	return "UNK"
+	s.CheckDuration = st.Last.Latency.Milliseconds()
+	s.CheckDesc = st.Last.Cause.String()
 }
 
 // The CSV columns, in HAProxy's order up to "algo", with the types of

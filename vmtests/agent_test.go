@@ -227,8 +227,8 @@ func TestAgentSingleDirector(t *testing.T) {
 				return false, err
 			}
 			for _, r := range reals {
-				if r.State != "up" || !strings.HasPrefix(r.LastCheck, "ok") {
-					return false, fmt.Errorf("%s: %s, last check %q", r.Address, r.State, r.LastCheck)
+				if r.State != "up" || !strings.HasPrefix(r.LastCheck, "ok") || r.CheckStatus != "L7OK" || r.CheckCode != 200 {
+					return false, fmt.Errorf("%s: %s, last check %q (%s %d)", r.Address, r.State, r.LastCheck, r.CheckStatus, r.CheckCode)
 				}
 			}
 			return true, nil
@@ -276,8 +276,8 @@ func TestAgentSingleDirector(t *testing.T) {
 		}
 		reals, _ := a.ctl.Reals(ctx, vip)
 		for _, r := range reals {
-			if r.Address == rs2.Addr4().String() && !strings.Contains(r.Cause, "503") {
-				t.Errorf("rs2's cause is %q, want the status", r.Cause)
+			if r.Address == rs2.Addr4().String() && (!strings.Contains(r.Cause, "503") || r.CheckStatus != "L7STS" || r.CheckCode != 503) {
+				t.Errorf("rs2's cause is %q, check status %s %d; want the status, L7STS 503", r.Cause, r.CheckStatus, r.CheckCode)
 			}
 		}
 		// single.yaml: inter 2s, fall 5: about 8-10 s to go down.
@@ -392,6 +392,7 @@ func stripTimes(rs []api.Real) []api.Real {
 	out := make([]api.Real, len(rs))
 	for i, r := range rs {
 		r.Since, r.Latency, r.LastCheck, r.Counters = time.Time{}, 0, "", api.Counters{}
+		r.CheckStatus, r.CheckCode = "", 0
 		out[i] = r
 	}
 	return out

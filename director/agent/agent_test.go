@@ -148,7 +148,7 @@ func (h *harness) reals(vip string) map[string]api.Real {
 	}
 	out := map[string]api.Real{}
 	for _, r := range rs {
-		r.Since, r.Latency, r.LastCheck = time.Time{}, 0, ""
+		r.Since, r.Latency, r.LastCheck, r.CheckStatus, r.CheckCode = time.Time{}, 0, "", "", 0
 		out[r.Address] = r
 	}
 	return out

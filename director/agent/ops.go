@@ -173,10 +173,11 @@ func (a *Agent) Reals(ctx context.Context, vip string) ([]api.Real, error) {
 			ar.Since, ar.Cause = rs.since, rs.cause
 		}
 		if hs, ok := a.mon.Status(healthKey(name, r.Addr)); ok {
-			if !hs.LastCheck.IsZero() {
+			if hs.Checks > 0 {
 				ar.LastCheck = hs.Last.Cause.String()
 				ar.Latency = hs.Last.Latency
 			}
+			ar.CheckStatus, ar.CheckCode = hs.CheckStatus()
 			if ar.Since.IsZero() {
 				ar.Since = hs.Since
 			}

@@ -108,6 +108,11 @@ type Real struct {
 	Since     time.Time     `json:"since"`
 	LastCheck string        `json:"last_check,omitempty"`
 	Latency   time.Duration `json:"latency_ns"`
+	// CheckStatus is HAProxy's check_status of the last check (L4OK,
+	// L7STS, PROCERR, ...) for the layer of its checker, CheckCode its
+	// HTTP status or exit code; empty before the first check.
+	CheckStatus string `json:"check_status,omitempty"`
+	CheckCode   int    `json:"check_code,omitempty"`
 	Counters
 }
 

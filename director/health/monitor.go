@@ -123,6 +123,9 @@ type Status struct {
 	Successes, Failures int
 	// Checks counts completed checks.
 	Checks uint64
+	// Layer is the layer of the target's checker, which names the
+	// results in HAProxy's words (CheckStatus).
+	Layer Layer
 }
 
 // Rand is a source of uniformly distributed numbers in [0, 1), such as a
@@ -410,7 +413,9 @@ type runner struct {
 func (r *runner) snapshot() Status {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.status
+	s := r.status
+	s.Layer = layerOf(r.target.Checker)
+	return s
 }
 
 // interval picks the interval for the current state (inter, fastinter or

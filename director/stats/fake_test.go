@@ -38,16 +38,16 @@ func newFakeOps() *fakeOps {
 	f.reals["https-l7"] = nil
 	f.reals["web"] = []api.Real{
 		{VIP: "web", Address: "10.99.0.50", State: "up", Weight: 3, Healthy: true, Since: t0.Add(-90 * time.Second),
-			Cause: "ok", LastCheck: "ok", Latency: 1500 * time.Microsecond,
+			Cause: "ok", LastCheck: "ok", CheckStatus: "L4OK", Latency: 1500 * time.Microsecond,
 			Counters: api.Counters{Packets: 3000, Bytes: 400000, NewFlows: 200}},
 		{VIP: "web", Address: "10.99.0.51", State: "down", Weight: 1, Since: t0.Add(-2 * time.Hour),
-			Cause: "status 503", LastCheck: "status 503", Latency: 2 * time.Millisecond,
+			Cause: "status 503", LastCheck: "status 503", CheckStatus: "L7STS", CheckCode: 503, Latency: 2 * time.Millisecond,
 			Counters: api.Counters{Packets: 1000, Bytes: 200000, NewFlows: 60}},
 		{VIP: "web", Address: "10.99.0.52", State: "drain", Weight: 1, Drained: true, Healthy: true,
-			Since: t0.Add(-3 * time.Minute), Cause: "drain (operator)", LastCheck: "ok",
+			Since: t0.Add(-3 * time.Minute), Cause: "drain (operator)", LastCheck: "ok", CheckStatus: "L4OK",
 			Counters: api.Counters{Packets: 1000, Bytes: 100000, NewFlows: 40}},
 		{VIP: "web", Address: "10.99.0.53", State: "maint", Weight: 1, Maint: true, Healthy: true,
-			Since: t0.Add(-4 * 24 * time.Hour), Cause: "maint (operator)", LastCheck: "timeout"},
+			Since: t0.Add(-4 * 24 * time.Hour), Cause: "maint (operator)", LastCheck: "timeout", CheckStatus: "L4TOUT"},
 	}
 	f.recount()
 	return f

@@ -95,9 +95,9 @@ func bigOps() *fakeOps {
 			st := states[(v+r)%len(states)]
 			real := api.Real{VIP: name, Address: fmt.Sprintf("10.%d.%d.%d", v/10, v%10, r+10), State: st, Weight: uint32(1 + r%4),
 				Healthy: st != "down", Maint: st == "maint", Drained: st == "drain", Since: t0.Add(-time.Duration(v*r+5) * time.Minute),
-				LastCheck: "ok", Cause: "ok", Latency: time.Duration(r+1) * 300 * time.Microsecond}
+				LastCheck: "ok", CheckStatus: "L4OK", Cause: "ok", Latency: time.Duration(r+1) * 300 * time.Microsecond}
 			if st == "down" {
-				real.LastCheck, real.Cause = "connection refused", "connection refused"
+				real.LastCheck, real.CheckStatus, real.Cause = "connection refused", "L4CON", "connection refused"
 			}
 			f.reals[name] = append(f.reals[name], real)
 		}

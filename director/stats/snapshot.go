@@ -3,7 +3,6 @@ package stats
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -52,11 +51,7 @@ type RealStats struct {
 	api.Real
 	// Status is HAProxy's word: UP, DOWN, DRAIN or MAINT.
 	Status string `json:"status"`
-	// CheckStatus is HAProxy's check_status (L4OK, L4TOUT, L7STS, ...)
-	// and CheckCode its check_code.
-	CheckStatus string `json:"check_status,omitempty"`
-	CheckCode   int    `json:"check_code,omitempty"`
-	Trend       Trend  `json:"trend"`
+	Trend  Trend  `json:"trend"`
 }
 
 // snapshot reads everything from the sources.
@@ -91,7 +86,6 @@ func (h *Handler) snapshot(ctx context.Context) (*Snapshot, error) {
 			}
 			for _, r := range reals {
 				rs := RealStats{Real: r, Status: statusWord(r)}
-				rs.CheckStatus, rs.CheckCode = checkStatus(r.LastCheck)
 				if sm := h.src.Sampler; sm != nil {
 					rs.Trend, _ = sm.Real(v.Name, r.Address)
 				}
@@ -137,39 +131,4 @@ func statusWord(r api.Real) string {
 		return "DOWN"
 	}
 	return strings.ToUpper(r.State)
-}
-
-// checkStatus maps a check's cause (health.Cause's text) to HAProxy's
-// check_status and check_code.
-func checkStatus(last string) (string, int) {
-	if last == "" {
-		return "", 0
-	}
-	word, _, _ := strings.Cut(last, ":")
-	code := 0
-	for _, prefix := range []string{"status ", "exit code "} {
-		if n, ok := strings.CutPrefix(word, prefix); ok {
-			code, _ = strconv.Atoi(n)
-			word = strings.TrimSuffix(prefix, " ")
-		}
-	}
-	switch word {
-	case "ok":
-		return "L4OK", 0
-	case "timeout":
-		return "L4TOUT", 0
-	case "connection refused", "connection reset", "connection closed", "unreachable":
-		return "L4CON", 0
-	case "tls error":
-		return "L6RSP", 0
-	case "protocol error", "body mismatch":
-		return "L7RSP", 0
-	case "status":
-		return "L7STS", code
-	case "exit code", "killed by signal":
-		return "PROCERR", code
-	case "command timeout":
-		return "PROCTOUT", 0
-	}
-	return "UNK", 0
 }
