@@ -226,7 +226,9 @@
 // with HAProxy. HTTP/2 then costs what net/http costs, on the connections
 // that ask for it, and plain HTTP/1.1 keeps this engine. Idle HTTP/2
 // connections close after KeepAliveTimeout; Shutdown sends them GOAWAY.
-// TLS connections are closed without close_notify (see tlsConn.Close).
+// A TLS connection ends with close_notify (tlsConn.Close), which is how
+// an HTTP/1.0 client tells a body delimited by the close from a cut one.
+// ALPN offers h2, http/1.1 and http/1.0.
 //
 // # Logs and stats
 //

@@ -1,7 +1,6 @@
 package l7
 
 import (
-	"crypto/tls"
 	"errors"
 	"net"
 	"sync"
@@ -85,7 +84,7 @@ func (f *Frontend) wrapClient(c net.Conn) net.Conn {
 	// own buffer), with room to spare.
 	tc.req.start(&f.held, 2*max(f.cfg.MaxHeaderSize, chunkBuf)+16<<10)
 	if f.certs != nil {
-		return &tlsConn{Conn: tls.Server(tc, f.tlsConfig), tc: tc}
+		return newTLSConn(tc, f.tlsConfig)
 	}
 	tc.framed = true
 	return tc

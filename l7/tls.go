@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"sync/atomic"
+	"time"
 )
 
 // TLSConfig terminates TLS on a frontend's listeners (HAProxy "bind ...
@@ -102,8 +103,10 @@ func (s *certStore) get(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 
 func (s *certStore) config() *tls.Config {
 	return &tls.Config{
-		MinVersion:     tls.VersionTLS12,
-		NextProtos:     []string{"h2", "http/1.1"},
+		MinVersion: tls.VersionTLS12,
+		// http/1.0: a client that offers only it (curl --http1.0) is
+		// refused the handshake by a server that does not list it.
+		NextProtos:     []string{"h2", "http/1.1", "http/1.0"},
 		GetCertificate: s.get,
 	}
 }
@@ -114,14 +117,45 @@ func (s *certStore) config() *tls.Config {
 // RequestCtx.IsTLS is true and X-Forwarded-Proto says https.
 type tlsConn struct {
 	*tls.Conn
-	tc *timeoutConn
+	tc  *timeoutConn
+	raw *tlsRecords
 }
 
-// Close closes the connection without sending TLS's close_notify: the
-// engine closes idle connections on shutdown while their goroutine reads,
-// and the timeoutConn under it allows one writer besides that reader, not
-// a second. Responses are delimited, so the alert tells a client nothing.
-func (c *tlsConn) Close() error { return c.tc.Close() }
+func newTLSConn(tc *timeoutConn, cfg *tls.Config) *tlsConn {
+	raw := &tlsRecords{timeoutConn: tc}
+	return &tlsConn{Conn: tls.Server(raw, cfg), tc: tc, raw: raw}
+}
+
+// closeNotifyTimeout bounds the write of close_notify to a client that
+// reads nothing.
+const closeNotifyTimeout = time.Second
+
+// Close sends TLS's close_notify, then closes. The alert is how a client
+// tells the end of a body delimited by the close (an HTTP/1.0 client's)
+// from a connection cut short, and OpenSSL 3 takes an end without it as
+// an error. tls.Conn leaves the alert out if a write is under way.
+func (c *tlsConn) Close() error {
+	c.raw.closing.Store(true)
+	return c.Conn.Close()
+}
+
+// tlsRecords is what a tlsConn writes its records to: the timeoutConn,
+// except for the close_notify alert. The engine closes idle connections
+// on shutdown from another goroutine than the one reading them, and the
+// timeoutConn's timeouts and counters have room for one writer besides
+// that reader, not a second: the alert goes to the socket itself.
+type tlsRecords struct {
+	*timeoutConn
+	closing atomic.Bool
+}
+
+func (r *tlsRecords) Write(b []byte) (int, error) {
+	if !r.closing.Load() {
+		return r.timeoutConn.Write(b)
+	}
+	r.timeoutConn.Conn.SetWriteDeadline(time.Now().Add(closeNotifyTimeout))
+	return r.timeoutConn.Conn.Write(b)
+}
 
 // Read reads plaintext and lets the framer check it.
 func (c *tlsConn) Read(b []byte) (int, error) {
