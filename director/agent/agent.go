@@ -292,13 +292,16 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.mu.Lock()
 		a.l7 = t
 		a.mu.Unlock()
-		defer func() {
-			a.mu.Lock()
-			defer a.mu.Unlock()
+	}
+	// The tier running at the end, which a reload may have started.
+	defer func() {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if a.l7 != nil {
 			a.l7.Close()
 			a.l7 = nil
-		}()
-	}
+		}
+	}()
 	if err := a.startStats(spawn); err != nil {
 		cancel()
 		wg.Wait()
