@@ -8,14 +8,19 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
+
+	"github.com/directorlb/director/director/api"
 )
 
 // Overrides are the operator's changes made with `director ctl`, kept in a
 // state file beside the config so they survive an agent restart and a
 // reload. The config stays the operator's own file: the agent never
-// rewrites it. An override names the VIP and the real by address.
+// rewrites it. An override names the VIP and the real by address, or the
+// HTTP tier's backend and server by name.
 type Overrides struct {
 	VIPs map[string]*VIPOverrides `json:"vips,omitempty"`
+	L7   []api.L7ServerState      `json:"l7,omitempty"`
 }
 
 // VIPOverrides are the changes to one VIP's reals.
@@ -50,6 +55,7 @@ func (o Overrides) Clone() Overrides {
 		cv.Maint = slices.Clone(v.Maint)
 		cv.Weights = maps.Clone(v.Weights)
 	}
+	c.L7 = slices.Clone(o.L7)
 	return c
 }
 
@@ -176,5 +182,46 @@ func (o Overrides) Save(path string) error {
 		d.Sync()
 		d.Close()
 	}
+	return nil
+}
+
+// StateFile is a state file that two writers keep: the agent's XDP tier
+// its VIPs' part and the HTTP tier its servers' part. Each save writes
+// the whole file with the other part as last saved, under a lock that is
+// taken last, so that either tier may save while holding its own.
+type StateFile struct {
+	path string
+	mu   sync.Mutex
+	cur  Overrides
+}
+
+// NewStateFile writes to path, which holds o now (LoadOverrides).
+func NewStateFile(path string, o Overrides) *StateFile {
+	return &StateFile{path: path, cur: o.Clone()}
+}
+
+// SaveVIPs writes the file with the VIPs' part of o.
+func (s *StateFile) SaveVIPs(o Overrides) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	next := o.Clone()
+	next.L7 = s.cur.L7
+	if err := next.Save(s.path); err != nil {
+		return err
+	}
+	s.cur = next
+	return nil
+}
+
+// SaveL7 writes the file with the HTTP tier's servers' part l.
+func (s *StateFile) SaveL7(l []api.L7ServerState) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	next := s.cur.Clone()
+	next.L7 = slices.Clone(l)
+	if err := next.Save(s.path); err != nil {
+		return err
+	}
+	s.cur = next
 	return nil
 }

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	"github.com/directorlb/director/director/api"
 )
 
 func TestOverridesRoundTripAndTidy(t *testing.T) {
@@ -58,5 +60,51 @@ func TestOverridesRoundTripAndTidy(t *testing.T) {
 	}
 	if _, err := LoadOverrides(path); err == nil {
 		t.Fatal("corrupt state file accepted")
+	}
+}
+
+// The two tiers save their parts of one state file, each keeping the
+// other's; a save that fails leaves the file and what the next save
+// keeps as they were.
+func TestStateFileParts(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "director.yaml.state")
+	var vips Overrides
+	vips.SetDrained("web", "10.0.0.11", true)
+	l7 := []api.L7ServerState{{Backend: "app", Server: "s1", Maint: true, Weight: 1, ConfigWeight: 1}}
+
+	s := NewStateFile(path, Overrides{})
+	if err := s.SaveL7(l7); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveVIPs(vips); err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadOverrides(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.L7, l7) || !reflect.DeepEqual(got.VIPs, vips.VIPs) {
+		t.Fatalf("file: %+v", got)
+	}
+
+	// The file cannot be replaced: both saves fail, and the next good
+	// save writes what was saved before, not the failed part.
+	os.Remove(path)
+	if err := os.Mkdir(path, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveL7(nil); err == nil {
+		t.Fatal("a save onto a directory succeeded")
+	}
+	os.Remove(path)
+	var more Overrides
+	more.SetMaint("web", "10.0.0.12", true)
+	if err := s.SaveVIPs(more); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = LoadOverrides(path)
+	if !reflect.DeepEqual(got.L7, l7) || !reflect.DeepEqual(got.VIPs, more.VIPs) {
+		t.Fatalf("after a failed save: %+v", got)
 	}
 }

@@ -318,12 +318,37 @@ func (b *Backend) KeepAdmin(old *Backend) {
 		if err != nil {
 			continue
 		}
-		a := o.admin()
-		if o.cfgWeight != s.cfgWeight || b.checkWeight(s, a.Weight) != nil {
-			a.Weight = s.cfgWeight
-		}
-		b.setAdmin(s, a)
+		b.keepAdmin(s, o.admin(), o.cfgWeight)
 	}
+}
+
+// RestoreAdmin gives a server the admin state a, saved when the config
+// gave it the weight cfgWeight, by KeepAdmin's rule for the weight: a
+// state file read at start carries a server's state across a restart as
+// KeepAdmin does across a reload.
+func (b *Backend) RestoreAdmin(server string, a ServerAdmin, cfgWeight int) error {
+	s, err := b.server(server)
+	if err != nil {
+		return err
+	}
+	b.keepAdmin(s, a, cfgWeight)
+	return nil
+}
+
+func (b *Backend) keepAdmin(s *server, a ServerAdmin, cfgWeight int) {
+	if cfgWeight != s.cfgWeight || b.checkWeight(s, a.Weight) != nil {
+		a.Weight = s.cfgWeight
+	}
+	b.setAdmin(s, a)
+}
+
+// ConfiguredWeight is the weight the config gives a server.
+func (b *Backend) ConfiguredWeight(server string) (int, error) {
+	s, err := b.server(server)
+	if err != nil {
+		return 0, err
+	}
+	return s.cfgWeight, nil
 }
 
 // Targets returns the health-check targets of the backend's servers,

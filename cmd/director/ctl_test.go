@@ -18,8 +18,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/directorlb/director/director/api"
-	"github.com/directorlb/director/director/config"
-	"github.com/directorlb/director/l7/tier"
 )
 
 // l7Config is a `director l7` config: two backends, one of static-rr,
@@ -49,6 +47,7 @@ type l7Run struct {
 	socket string
 	port   int
 	client *api.Client
+	stop   func()
 }
 
 func startL7(t *testing.T) *l7Run {
@@ -62,23 +61,26 @@ func startL7(t *testing.T) *l7Run {
 		port: ln.Addr().(*net.TCPAddr).Port}
 	ln.Close()
 	r.write("")
-	cfg, err := config.LoadL7(r.path)
+	r.start()
+	return r
+}
+
+// start starts the node on the config as written, and stop stops it.
+func (r *l7Run) start() {
+	r.t.Helper()
+	n, err := startL7Node(r.path, "px1", zerolog.Nop())
 	if err != nil {
-		t.Fatal(err)
+		r.t.Fatal(err)
 	}
-	tr, err := tier.New(cfg.L7, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := newL7Node(r.path, tr, cfg, "px1", zerolog.Nop())
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait(); tr.Close() })
+	var once sync.Once
+	r.stop = func() { once.Do(func() { cancel(); wg.Wait(); n.tier.Close() }) }
+	r.t.Cleanup(func() { r.stop() })
 	if err := n.serve(ctx, &wg); err != nil {
-		t.Fatal(err)
+		r.t.Fatal(err)
 	}
 	r.client = api.NewClient(r.socket)
-	return r
 }
 
 // write writes the config with more servers for backend web.
@@ -231,3 +233,57 @@ func TestCtlL7ServerSurvivesReload(t *testing.T) {
 }
 
 func matches(s, expr string) bool { return regexp.MustCompile(expr).MatchString(s) }
+
+// TestCtlL7StateAcrossRestart: what operators set on the L7 servers is in
+// the state file and holds across a restart of `director l7`, as HAProxy's
+// server-state-file; a weight the config changed since wins; a change
+// the state file cannot take fails and changes nothing.
+func TestCtlL7StateAcrossRestart(t *testing.T) {
+	r := startL7(t)
+	for _, args := range [][]string{
+		{"l7", "server", "drain", "web", "s1"},
+		{"l7", "server", "weight", "web", "s2", "5"},
+		{"l7", "server", "maint", "static", "s1"},
+	} {
+		if out, code := r.ctl(args...); code != 0 {
+			t.Fatalf("%v: exit %d\n%s", args, code, out)
+		}
+	}
+	want := func(backend, name string, drained, maint bool, weight uint32) {
+		t.Helper()
+		s := r.server(backend, name)
+		if s.Drained != drained || s.Maint != maint || s.Weight != weight {
+			t.Errorf("%s/%s: drained %v maint %v weight %d; want %v %v %d", backend, name, s.Drained, s.Maint, s.Weight, drained, maint, weight)
+		}
+	}
+	r.stop()
+	r.start()
+	want("web", "s1", true, false, 1)
+	want("web", "s2", false, false, 5)
+	want("static", "s1", false, true, 1)
+
+	// Ready again: the state file forgets s1; the config gives s2 weight
+	// 3 now, which wins over the operator's 5.
+	if out, code := r.ctl("l7", "server", "enable", "web", "s1"); code != 0 {
+		t.Fatalf("enable: exit %d\n%s", code, out)
+	}
+	r.stop()
+	src, _ := os.ReadFile(r.path)
+	os.WriteFile(r.path, []byte(strings.Replace(string(src), `address: "127.0.0.1:2", weight: 2`, `address: "127.0.0.1:2", weight: 3`, 1)), 0o600)
+	r.start()
+	want("web", "s1", false, false, 1)
+	want("web", "s2", false, false, 3)
+	want("static", "s1", false, true, 1)
+
+	// A state file that cannot be written: the drain fails, s1 stays in.
+	state := r.path + ".state"
+	os.Remove(state)
+	if err := os.Mkdir(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(state)
+	if out, code := r.ctl("l7", "server", "drain", "web", "s1"); code == 0 || !strings.Contains(out, "state file") {
+		t.Errorf("drain with an unwritable state file: exit %d\n%s", code, out)
+	}
+	want("web", "s1", false, false, 1)
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 
+	"github.com/directorlb/director/director"
 	"github.com/directorlb/director/director/api"
 	"github.com/directorlb/director/director/config"
 	"github.com/directorlb/director/director/stats"
@@ -31,21 +32,15 @@ func l7Command() *cli.Command {
 		},
 		Action: func(c *cli.Context) error {
 			log := logger(c).With().Str("component", "l7").Logger()
-			path := c.String("config")
-			cfg, err := config.LoadL7(path)
-			if err != nil {
-				return cli.Exit(err.Error(), 1) // names file, line and key
-			}
-			t, err := tier.New(cfg.L7, log)
-			if err != nil {
-				return cli.Exit(err.Error(), 1)
-			}
-			defer t.Close()
 			node := c.String("node")
 			if node == "" {
 				node, _ = os.Hostname()
 			}
-			n := newL7Node(path, t, cfg, node, log)
+			n, err := startL7Node(c.String("config"), node, log)
+			if err != nil {
+				return cli.Exit(err.Error(), 1) // a config error names file, line and key
+			}
+			defer n.tier.Close()
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			var wg sync.WaitGroup
@@ -81,14 +76,34 @@ type l7Node struct {
 	started time.Time
 	log     zerolog.Logger
 	tier.Control
+	state *director.StateFile // what Control.Persist writes
 
 	mu  sync.Mutex
 	cfg *config.Config
 }
 
-func newL7Node(path string, t *tier.Tier, cfg *config.Config, node string, log zerolog.Logger) *l7Node {
-	return &l7Node{path: path, tier: t, cfg: cfg, node: node, started: time.Now(), log: log,
-		Control: tier.Control{Running: func() *tier.Tier { return t }}}
+// startL7Node loads the config at path and starts its HTTP tier, with
+// what operators set on its servers before a restart (the state file, as
+// HAProxy's server-state-file). The caller closes n.tier.
+func startL7Node(path, node string, log zerolog.Logger) (*l7Node, error) {
+	cfg, err := config.LoadL7(path)
+	if err != nil {
+		return nil, err
+	}
+	over, err := director.LoadOverrides(cfg.StateFile)
+	if err != nil {
+		return nil, err
+	}
+	t, err := tier.New(cfg.L7, log)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range t.Restore(over.L7) {
+		log.Warn().Str("server", s).Msg("state file: the l7 section has no such server; its saved state is dropped")
+	}
+	state := director.NewStateFile(cfg.StateFile, over)
+	return &l7Node{path: path, tier: t, cfg: cfg, node: node, started: time.Now(), log: log, state: state,
+		Control: tier.Control{Running: func() *tier.Tier { return t }, Persist: state.SaveL7}}, nil
 }
 
 // serve starts the control socket and, if configured, the stats page.
@@ -170,6 +185,10 @@ func (n *l7Node) Reload(context.Context) error {
 	}
 	if err := n.tier.Reload(cfg.L7); err != nil {
 		return fmt.Errorf("%w: %v", api.ErrInvalid, err)
+	}
+	// The reload dropped the state of servers the config no longer has.
+	if err := n.state.SaveL7(n.tier.Admin()); err != nil {
+		n.log.Error().Err(err).Msg("state file: the l7 servers' state after the reload")
 	}
 	n.mu.Lock()
 	n.cfg = cfg

@@ -93,6 +93,9 @@ type Agent struct {
 	log     zerolog.Logger
 	started time.Time
 
+	// state is the state file: over's VIPs and the HTTP tier's servers.
+	state *director.StateFile
+
 	mu     sync.Mutex // guards everything below, and orders changes
 	cfg    *config.Config
 	over   director.Overrides
@@ -157,11 +160,12 @@ func New(opts Options) (*Agent, error) {
 		started: time.Now(),
 		cfg:     cfg,
 		over:    over,
+		state:   director.NewStateFile(cfg.StateFile, over),
 		ifaces:  make(map[string]*iface),
 		vips:    make(map[string]*vipState),
 		reload:  make(chan chan error),
 	}
-	a.Control = tier.Control{Running: a.runningL7}
+	a.Control = tier.Control{Running: a.runningL7, Persist: a.state.SaveL7}
 	a.mon, err = health.NewMonitor(health.Config{
 		Logger:       opts.Log.With().Str("component", "health").Logger(),
 		Clock:        opts.Clock,
@@ -289,6 +293,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			wg.Wait()
 			return fmt.Errorf("l7: %w", err)
 		}
+		for _, s := range t.Restore(a.over.L7) {
+			a.log.Warn().Str("server", s).Msg("state file: the l7 section has no such server; its saved state is dropped")
+		}
 		a.mu.Lock()
 		a.l7 = t
 		a.mu.Unlock()
@@ -377,6 +384,7 @@ func (a *Agent) doReload() error {
 		return errors.Join(err, rerr, undoL7())
 	}
 	a.cfg = next
+	a.saveL7()
 	a.log.Info().Int("vips", len(a.vips)).Msg("config reloaded")
 	return nil
 }
@@ -388,6 +396,21 @@ func (a *Agent) runningL7() *tier.Tier {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.l7
+}
+
+// saveL7 writes the HTTP tier's servers' admin state to the state file
+// after a reload, which drops the state of servers the config no longer
+// has (and all of it when the tier is replaced). The reload stands if
+// the write fails: the file then holds more than runs, and a restart
+// restores only what the config still names. a.mu is held.
+func (a *Agent) saveL7() {
+	var st []api.L7ServerState
+	if a.l7 != nil {
+		st = a.l7.Admin()
+	}
+	if err := a.state.SaveL7(st); err != nil {
+		a.log.Error().Err(err).Msg("state file: the l7 servers' state after the reload")
+	}
 }
 
 // reloadL7 brings the HTTP tier to cfg (nil: none), all or nothing, and

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/directorlb/director/director"
 	"github.com/directorlb/director/director/api"
 	"github.com/directorlb/director/director/config"
 	"github.com/directorlb/director/director/fakedp"
@@ -495,5 +496,38 @@ l7:
 	}
 	if got := state(); got != want {
 		t.Errorf("after a reload: %s, want %s", got, want)
+	}
+
+	// Both tiers' changes share the state file and survive a restart.
+	if err := h.client.DrainReal(ctx, "web", netip.MustParseAddr("10.99.0.11")); err != nil {
+		t.Fatal(err)
+	}
+	h.stop()
+	h.start()
+	if got := state(); got != want {
+		t.Errorf("after a restart: %s, want %s", got, want)
+	}
+	if r := h.reals("web")["10.99.0.11"]; r.State != "drain" {
+		t.Errorf("the drained real after a restart: %s", r.State)
+	}
+	// A reload without the server drops its state from the file too.
+	h.writeConfig(fmt.Sprintf(baseConfig, h.socket) + fmt.Sprintf(`
+l7:
+  frontends:
+    - { name: www, bind: [%q], default_backend: app }
+  backends:
+    - name: app
+      servers:
+        - { name: s2, address: "127.0.0.1:2" }
+`, bind))
+	if err := h.client.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	saved, err := director.LoadOverrides(director.StatePath(h.cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(saved.L7) != 1 || saved.L7[0].Server != "s2" || saved.L7[0].Weight != 4 || len(saved.VIPs["web"].Drained) != 1 {
+		t.Errorf("state file after the reload: %+v", saved)
 	}
 }

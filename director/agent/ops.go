@@ -218,7 +218,7 @@ func (a *Agent) change(vip string, addr netip.Addr, mustExist bool, edit func(o 
 	if err := a.apply(a.desired(a.cfg, next)); err != nil {
 		return errors.Join(mapErr(err), a.apply(a.desired(a.cfg, a.over)))
 	}
-	if err := next.Save(a.cfg.StateFile); err != nil {
+	if err := a.state.SaveVIPs(next); err != nil {
 		return errors.Join(err, a.apply(a.desired(a.cfg, a.over)))
 	}
 	a.over = next

@@ -140,6 +140,20 @@ type L7Server struct {
 	CheckDesc   string `json:"check_desc,omitempty"`
 }
 
+// L7ServerState is what an operator set on a server of the HTTP tier, as
+// the state file keeps it across a restart.
+type L7ServerState struct {
+	Backend string `json:"backend"`
+	Server  string `json:"server"`
+	Drain   bool   `json:"drain,omitempty"`
+	Maint   bool   `json:"maint,omitempty"`
+	Weight  uint32 `json:"weight"`
+	// ConfigWeight is the weight the config gave the server then: a
+	// config that gives it another one since wins over Weight, as it does
+	// across a reload.
+	ConfigWeight uint32 `json:"config_weight"`
+}
+
 // AddReal is the body of POST /v1/vips/{vip}/reals.
 type AddReal struct {
 	Address string  `json:"address"`

@@ -13,8 +13,12 @@ import (
 // its stats page (stats.L7Source): `director l7` and the agent embed it,
 // so that both answer alike. Running returns the tier that runs now, nil
 // when there is none (an agent whose config has no l7 section).
+// Persist, if set, keeps the servers' admin state after each change (the
+// state file): a change it cannot keep is undone and fails. It must not
+// wait on anything that waits on the tier.
 type Control struct {
 	Running func() *Tier
+	Persist func([]api.L7ServerState) error
 }
 
 var (
@@ -81,13 +85,14 @@ func (c Control) change(backend, server string, set func(*l7.ServerAdmin)) error
 	if err != nil {
 		return err
 	}
-	return t.changeServer(backend, server, set)
+	return t.changeServer(backend, server, set, c.Persist)
 }
 
-// changeServer applies an operator's change to a server's admin state,
-// all or nothing. It holds t.mu, as a reload does while it carries the
-// admin state over: a change lands before the copy or on the new backend.
-func (t *Tier) changeServer(backend, server string, set func(*l7.ServerAdmin)) error {
+// changeServer applies an operator's change to a server's admin state and
+// persists the result, all or nothing. It holds t.mu, as a reload does
+// while it carries the admin state over: a change lands before the copy
+// or on the new backend, and persist sees the servers as they are.
+func (t *Tier) changeServer(backend, server string, set func(*l7.ServerAdmin), persist func([]api.L7ServerState) error) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	b := t.backend(backend)
@@ -98,11 +103,66 @@ func (t *Tier) changeServer(backend, server string, set func(*l7.ServerAdmin)) e
 	if err != nil {
 		return fmt.Errorf("%w: L7 backend %s has no server %q", api.ErrNotFound, backend, server)
 	}
+	old := a
 	set(&a)
 	if err := b.SetAdmin(server, a); err != nil {
 		return fmt.Errorf("%w: %v", api.ErrInvalid, err)
 	}
+	if persist != nil {
+		if err := persist(t.adminLocked()); err != nil {
+			_ = b.SetAdmin(server, old) // it held before
+			return fmt.Errorf("L7 server %s/%s left as it was: %w", backend, server, err)
+		}
+	}
 	return nil
+}
+
+// Admin lists the servers an operator changed, as Persist gets them.
+func (t *Tier) Admin() []api.L7ServerState {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.adminLocked()
+}
+
+// adminLocked lists the servers an operator changed: drained, in
+// maintenance or weighted apart from the config. t.mu is held.
+func (t *Tier) adminLocked() []api.L7ServerState {
+	var out []api.L7ServerState
+	for _, b := range t.backends {
+		for _, s := range b.Stats().Servers {
+			a, err := b.Admin(s.SvName)
+			if err != nil {
+				continue
+			}
+			cw, _ := b.ConfiguredWeight(s.SvName)
+			if a.Drain || a.Maint || a.Weight != cw {
+				out = append(out, api.L7ServerState{Backend: s.PxName, Server: s.SvName, Drain: a.Drain, Maint: a.Maint,
+					Weight: uint32(max(a.Weight, 0)), ConfigWeight: uint32(max(cw, 0))})
+			}
+		}
+	}
+	return out
+}
+
+// Restore gives the servers the admin state a state file kept (Persist's)
+// when the tier starts, by the rule a reload follows (l7.Backend.KeepAdmin).
+// It returns the servers the config no longer has, whose state is dropped.
+func (t *Tier) Restore(states []api.L7ServerState) (gone []string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, st := range states {
+		name := st.Backend + "/" + st.Server
+		b := t.backend(st.Backend)
+		if b == nil {
+			gone = append(gone, name)
+			continue
+		}
+		a := l7.ServerAdmin{Drain: st.Drain, Maint: st.Maint, Weight: int(st.Weight)}
+		if err := b.RestoreAdmin(st.Server, a, int(st.ConfigWeight)); err != nil {
+			gone = append(gone, name)
+		}
+	}
+	return gone
 }
 
 // servers lists the running servers for ctl.
