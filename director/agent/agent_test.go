@@ -453,16 +453,16 @@ func TestL7ServerOps(t *testing.T) {
 	}
 	bind := l.Addr().String()
 	l.Close()
-	h.writeConfig(fmt.Sprintf(baseConfig, h.socket) + fmt.Sprintf(`
-l7:
-  frontends:
-    - { name: www, bind: [%q], default_backend: app }
-  backends:
-    - name: app
-      servers:
-        - { name: s1, address: "127.0.0.1:1" }
-        - { name: s2, address: "127.0.0.1:2" }
-`, bind))
+	// withServers writes the config with an l7 section whose backend app
+	// has these servers.
+	withServers := func(servers ...string) {
+		l7 := fmt.Sprintf("l7:\n  frontends:\n    - { name: www, bind: [%q], default_backend: app }\n  backends:\n    - name: app\n      servers:\n", bind)
+		for _, s := range servers {
+			l7 += fmt.Sprintf("        - { name: %s, address: \"127.0.0.1:%s\" }\n", s, s[1:])
+		}
+		h.writeConfig(fmt.Sprintf(baseConfig, h.socket) + "\n" + l7)
+	}
+	withServers("s1", "s2")
 	if err := h.client.Reload(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -511,15 +511,7 @@ l7:
 		t.Errorf("the drained real after a restart: %s", r.State)
 	}
 	// A reload without the server drops its state from the file too.
-	h.writeConfig(fmt.Sprintf(baseConfig, h.socket) + fmt.Sprintf(`
-l7:
-  frontends:
-    - { name: www, bind: [%q], default_backend: app }
-  backends:
-    - name: app
-      servers:
-        - { name: s2, address: "127.0.0.1:2" }
-`, bind))
+	withServers("s2")
 	if err := h.client.Reload(ctx); err != nil {
 		t.Fatal(err)
 	}
