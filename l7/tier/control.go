@@ -91,7 +91,7 @@ func (c Control) change(backend, server string, set func(*l7.ServerAdmin)) error
 // changeServer applies an operator's change to a server's admin state and
 // persists the result, all or nothing. It holds t.mu, as a reload does
 // while it carries the admin state over: a change lands before the copy
-// or on the new backend, and persist sees the servers as they are.
+// or on the new backend, and persist sees the servers as they will be.
 func (t *Tier) changeServer(backend, server string, set func(*l7.ServerAdmin), persist func([]api.L7ServerState) error) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -105,14 +105,18 @@ func (t *Tier) changeServer(backend, server string, set func(*l7.ServerAdmin), p
 	}
 	old := a
 	set(&a)
-	if err := b.SetAdmin(server, a); err != nil {
-		return fmt.Errorf("%w: %v", api.ErrInvalid, err)
-	}
+	// The state file first: a change it cannot take never reaches the
+	// traffic.
 	if persist != nil {
-		if err := persist(t.adminLocked()); err != nil {
-			_ = b.SetAdmin(server, old) // it held before
+		if err := persist(t.adminWith(backend, server, a)); err != nil {
 			return fmt.Errorf("L7 server %s/%s left as it was: %w", backend, server, err)
 		}
+	}
+	if err := b.SetAdmin(server, a); err != nil {
+		if persist != nil {
+			_ = persist(t.adminWith(backend, server, old)) // what runs; a restart checks the weight again
+		}
+		return fmt.Errorf("%w: %v", api.ErrInvalid, err)
 	}
 	return nil
 }
@@ -127,17 +131,25 @@ func (t *Tier) Admin() []api.L7ServerState {
 // adminLocked lists the servers an operator changed: drained, in
 // maintenance or weighted apart from the config. t.mu is held.
 func (t *Tier) adminLocked() []api.L7ServerState {
+	return t.adminWith("", "", l7.ServerAdmin{})
+}
+
+// adminWith is adminLocked with server of backend set to a. t.mu is held.
+func (t *Tier) adminWith(backend, server string, a l7.ServerAdmin) []api.L7ServerState {
 	var out []api.L7ServerState
 	for _, b := range t.backends {
 		for _, s := range b.Stats().Servers {
-			a, err := b.Admin(s.SvName)
+			sa, err := b.Admin(s.SvName)
 			if err != nil {
 				continue
 			}
+			if s.PxName == backend && s.SvName == server {
+				sa = a
+			}
 			cw, _ := b.ConfiguredWeight(s.SvName)
-			if a.Drain || a.Maint || a.Weight != cw {
-				out = append(out, api.L7ServerState{Backend: s.PxName, Server: s.SvName, Drain: a.Drain, Maint: a.Maint,
-					Weight: uint32(max(a.Weight, 0)), ConfigWeight: uint32(max(cw, 0))})
+			if sa.Drain || sa.Maint || sa.Weight != cw {
+				out = append(out, api.L7ServerState{Backend: s.PxName, Server: s.SvName, Drain: sa.Drain, Maint: sa.Maint,
+					Weight: uint32(max(sa.Weight, 0)), ConfigWeight: uint32(max(cw, 0))})
 			}
 		}
 	}
