@@ -93,7 +93,7 @@ func TestMaintLoopback(t *testing.T) {
 // The stats show the current weight and HAProxy's state words.
 func TestAdminStateInStats(t *testing.T) {
 	be, err := NewBackend(BackendConfig{Name: "web", Servers: []ServerConfig{
-		{Name: "a", Addr: "127.0.0.1:1", Weight: 2}, {Name: "b", Addr: "127.0.0.1:2", Check: CheckHTTP}}})
+		{Name: "a", Addr: "127.0.0.1:1", Weight: 2}, {Name: "b", Addr: "127.0.0.1:2", Checked: true}}})
 	if err != nil {
 		t.Fatal(err)
 	}

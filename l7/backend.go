@@ -47,11 +47,11 @@ type server struct {
 	drain     atomic.Bool
 	// maint is the operator's maintenance, apart from up (the checks'
 	// verdict) so that a check coming back does not end it.
-	maint atomic.Bool
-	up    atomic.Bool
-	check CheckKind // for the check columns of Stats
-	hc    *fasthttp.HostClient
-	st    serverStats // stats.go
+	maint   atomic.Bool
+	up      atomic.Bool
+	checked bool // for the check columns of Stats
+	hc      *fasthttp.HostClient
+	st      serverStats // stats.go
 }
 
 // serving reports whether s may get requests at all: up and not in
@@ -101,7 +101,7 @@ func NewBackend(cfg BackendConfig) (*Backend, error) {
 	weights := make([]int, len(cfg.Servers))
 	for i, sc := range cfg.Servers {
 		s := &server{name: sc.Name, addr: sc.Addr, cookie: sc.Cookie, seed: mix64(hashBytes([]byte(sc.Name))),
-			check: cfg.Check.kind(sc.Check)}
+			checked: cfg.Check != nil || sc.Checked}
 		if s.cookie == "" {
 			s.cookie = sc.Name
 		}

@@ -83,25 +83,11 @@ type ServerConfig struct {
 	// Cookie is the value of the sticky cookie naming this server.
 	// Default: Name.
 	Cookie string
-	// Check says how a caller that runs its own health.Monitor (see
-	// SetMonitor) checks the server, for the check columns of Stats.
-	// BackendConfig.Check, when set, says it for every server.
-	Check CheckKind
+	// Checked says that a caller that runs its own health.Monitor (see
+	// SetMonitor) checks the server: Stats shows its check columns, and
+	// "no check" otherwise. A BackendConfig.Check checks every server.
+	Checked bool
 }
-
-// CheckKind is how a server is checked. HAProxy reports the results of a
-// TCP check as layer 4 ones (L4OK), those of an HTTP check as layer 7
-// ones (L7OK, L7STS) but for a failure to connect (L4CON, L4TOUT), and
-// those of an external program as PROCOK, PROCERR, PROCTOUT.
-type CheckKind uint8
-
-// Kinds of checks.
-const (
-	NoCheck CheckKind = iota
-	CheckTCP
-	CheckHTTP
-	CheckCommand
-)
 
 // Cookie modes, the modes of HAProxy's "cookie" keyword.
 const (
@@ -164,17 +150,6 @@ type CheckConfig struct {
 	// health.Target.
 	Interval, Timeout, FastInterval, DownInterval time.Duration
 	Rise, Fall                                    int
-}
-
-// kind is the kind of the checks c makes, or else server's.
-func (c *CheckConfig) kind(server CheckKind) CheckKind {
-	switch {
-	case c == nil:
-		return server
-	case c.HTTP != nil:
-		return CheckHTTP
-	}
-	return CheckTCP
 }
 
 func (c *BackendConfig) validate() error {

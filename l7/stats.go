@@ -481,7 +481,7 @@ func (b *Backend) serverStats(s *server, m *health.Monitor, now time.Time) Stats
 	ss.QMax = s.st.qmax.Load()
 	ss.LbTot = ss.STot
 	ss.Status = s.status()
-	if m != nil && s.check != NoCheck {
+	if m != nil && s.checked {
 		if st, ok := m.Status(b.healthKey(s.name)); ok {
 			checkColumns(&ss, st)
 		}
@@ -500,7 +500,7 @@ func (s *server) status() string {
 		return "DOWN"
 	case s.drain.Load() || s.weight.Load() == 0:
 		return "DRAIN"
-	case s.check == NoCheck:
+	case !s.checked:
 		return "no check"
 	}
 	return "UP"

@@ -33,7 +33,7 @@ func backendConfig(c config.L7Backend) l7.BackendConfig {
 	}
 	for _, s := range c.Servers {
 		bc.Servers = append(bc.Servers, l7.ServerConfig{Name: s.Name, Addr: s.Addr.String(), Weight: s.Weight, Cookie: s.Cookie,
-			Check: checkKind(s.Check.Type)})
+			Checked: s.Check.Type != config.NoCheck})
 	}
 	if ck := c.Cookie; ck != nil {
 		bc.Cookie = &l7.CookieConfig{Name: ck.Name, Mode: ck.Mode, NoCache: ck.NoCache, MaxIdle: ck.MaxIdle, MaxLife: ck.MaxLife,
@@ -41,19 +41,6 @@ func backendConfig(c config.L7Backend) l7.BackendConfig {
 			NoIndirect: ck.Mode == "insert" && !ck.Indirect, Domains: ck.Domains, Attrs: ck.Attrs}
 	}
 	return bc
-}
-
-// checkKind is how the stats report a server's checks.
-func checkKind(t config.CheckType) l7.CheckKind {
-	switch t {
-	case config.TCPCheck:
-		return l7.CheckTCP
-	case config.HTTPCheck, config.HTTPSCheck:
-		return l7.CheckHTTP
-	case config.CommandCheck:
-		return l7.CheckCommand
-	}
-	return l7.NoCheck
 }
 
 // balance is the l7 package's HAProxy-style "balance" line.
