@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -97,5 +98,28 @@ func TestConsoleProblems(t *testing.T) {
 	got := consoleProblems([]byte(console))
 	if len(got) != 1 || !strings.Contains(got[0], "WARNING: CPU: 0") {
 		t.Errorf("got %q", got)
+	}
+}
+
+// Only a guest that ended by itself before /init is booted again: not
+// one the time limit stopped, not one that ran anything of ours.
+func TestDiedBeforeInit(t *testing.T) {
+	m := func(s string) string { return "@@VMTEST " + nonceT + " " + s + "\n" }
+	for _, tc := range []struct {
+		name     string
+		out      string
+		timedOut bool
+		err      error
+		want     bool
+	}{
+		{"panic before /init", "", false, nil, true},
+		{"time limit before /init", "", true, nil, false},
+		{"failed after /init", m("BOOT 1 6.1") + m("START a 1"), false, nil, false},
+		{"not prepared", "", false, errors.New("no initramfs"), false},
+	} {
+		r := &kernelRun{res: parseGuestOutput([]byte(tc.out), nonceT), timedOut: tc.timedOut, err: tc.err}
+		if got := r.diedBeforeInit(); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }
